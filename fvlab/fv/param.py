@@ -1,0 +1,204 @@
+"""Image parameterizations: ``nn.Module``s whose ``forward()`` returns a batch in [0, 1].
+
+* :class:`PixelImage` — one free parameter per pixel.
+* :class:`FFTImage` — lucid's Fourier parameterization. Parameters are a complex spectrum
+  ``S ~ N(0, sd²)`` (real and imaginary parts) of shape (B, C, H, W//2+1); the image is
+
+      x = irfft2( S · scale ) / 4,   scale(f) = 1 / max(f, 1/max(H, W))^decay_power,
+
+  with the *orthonormal* inverse FFT (equal to lucid's unnormalised inverse × √(HW)); f is the
+  radial frequency in cycles per pixel.
+* :class:`PhaseImage` — MACO: only the Fourier phase φ is optimised; the magnitude M is fixed and
+  estimated from natural images (:func:`estimate_magnitude`): x = irfft2(M · e^{iφ}), then each
+  image channel is standardised to zero mean and unit variance.
+
+The raw output then goes through colour decorrelation (:func:`decorrelate_colors`: lucid's
+matrix for 3 channels, identity otherwise) and a sigmoid (or a clamp) to land in [0, 1].
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+#: lucid's colour-correlation square root (rows: RGB output, columns: decorrelated input)
+COLOR_CORRELATION_SVD_SQRT = np.array(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32
+)
+#: lucid's mean RGB, added when decorrelating without a sigmoid
+COLOR_MEAN = (0.48, 0.46, 0.41)
+
+
+def color_matrix() -> torch.Tensor:
+    """lucid's decorrelation matrix divided by its largest column norm (≈ 0.4619524)."""
+    max_norm = np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
+    return torch.from_numpy(COLOR_CORRELATION_SVD_SQRT / max_norm)
+
+
+def decorrelate_colors(x: torch.Tensor) -> torch.Tensor:
+    """Map decorrelated channels to RGB: x_rgb[c] = Σ_k M[c, k] · x[k] (identity unless C = 3)."""
+    if x.shape[1] != 3:
+        return x
+    matrix = color_matrix().to(x.device, x.dtype)
+    return torch.einsum("ck,bkhw->bchw", matrix, x)
+
+
+def to_valid_image(x: torch.Tensor, decorrelate: bool, sigmoid: bool) -> torch.Tensor:
+    """lucid's ``to_valid_rgb``: optional decorrelation, then a sigmoid (or a clamp) into [0, 1]."""
+    if decorrelate:
+        x = decorrelate_colors(x)
+    if sigmoid:
+        return torch.sigmoid(x)
+    if decorrelate and x.shape[1] == 3:
+        x = x + x.new_tensor(COLOR_MEAN).view(1, 3, 1, 1)
+    return x.clamp(0.0, 1.0)
+
+
+def rfft2_freqs(h: int, w: int) -> np.ndarray:
+    """Radial frequency (cycles/pixel) of each rfft2 coefficient, shape (h, w//2 + 1)."""
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    return np.sqrt(fx * fx + fy * fy)
+
+
+def fft_scale(h: int, w: int, decay_power: float = 1.0) -> torch.Tensor:
+    """Per-frequency spectrum scale 1 / max(f, 1/max(h, w))^decay_power, shape (h, w//2+1)."""
+    freqs = rfft2_freqs(h, w)
+    return torch.from_numpy(1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power).float()
+
+
+class _ImageParam(nn.Module, abc.ABC):
+    """Common shape bookkeeping; subclasses implement ``raw()`` (before colour/sigmoid)."""
+
+    def __init__(
+        self,
+        batch: int,
+        channels: int,
+        size: int | tuple[int, int],
+        decorrelate: bool = True,
+        sigmoid: bool = True,
+    ) -> None:
+        super().__init__()
+        h, w = (size, size) if isinstance(size, int) else size
+        if min(batch, channels, h, w) < 1:
+            raise ValueError(
+                f"batch, channels and size must be positive, got {batch}, {channels}, {size}"
+            )
+        self.shape = (batch, channels, h, w)
+        self.decorrelate = decorrelate
+        self.sigmoid = sigmoid
+
+    @abc.abstractmethod
+    def raw(self) -> torch.Tensor:
+        """The unconstrained image (B, C, H, W) before colour decorrelation and sigmoid."""
+
+    def forward(self) -> torch.Tensor:
+        return to_valid_image(self.raw(), self.decorrelate, self.sigmoid)
+
+
+class PixelImage(_ImageParam):
+    """Free pixels ~ N(0, sd²) before decorrelation and sigmoid."""
+
+    def __init__(
+        self,
+        batch: int,
+        channels: int,
+        size: int | tuple[int, int],
+        sd: float = 0.01,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(batch, channels, size, **kwargs)
+        pixels = torch.randn(self.shape, generator=generator) * sd
+        self.pixels = nn.Parameter(pixels)
+
+    def raw(self) -> torch.Tensor:
+        return self.pixels
+
+
+class FFTImage(_ImageParam):
+    """lucid's Fourier parameterization (see the module docstring)."""
+
+    def __init__(
+        self,
+        batch: int,
+        channels: int,
+        size: int | tuple[int, int],
+        sd: float = 0.01,
+        decay_power: float = 1.0,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(batch, channels, size, **kwargs)
+        b, c, h, w = self.shape
+        spectrum = torch.randn((b, c, h, w // 2 + 1, 2), generator=generator) * sd
+        self.spectrum = nn.Parameter(spectrum)
+        self.register_buffer("scale", fft_scale(h, w, decay_power))
+
+    def raw(self) -> torch.Tensor:
+        h, w = self.shape[-2:]
+        scaled = torch.view_as_complex(self.spectrum) * self.scale
+        return torch.fft.irfft2(scaled, s=(h, w), norm="ortho") / 4.0
+
+
+def estimate_magnitude(
+    images: Iterable[torch.Tensor], size: int | tuple[int, int], max_images: int = 2000
+) -> torch.Tensor:
+    """Mean Fourier magnitude |rfft2(x − mean(x))| (orthonormal) of natural images.
+
+    ``images`` yields batches (B, C, H, W) in [0, 1]; images are resized to ``size`` first.
+    Returns (C, H, W//2 + 1). Uses at most ``max_images`` images.
+    """
+    h, w = (size, size) if isinstance(size, int) else size
+    total, count = None, 0
+    for batch in images:
+        batch = batch[: max_images - count].float()
+        if batch.shape[-2:] != (h, w):
+            batch = torch.nn.functional.interpolate(
+                batch, size=(h, w), mode="bilinear", align_corners=False, antialias=True
+            )
+        centred = batch - batch.mean(dim=(-2, -1), keepdim=True)
+        magnitude = torch.fft.rfft2(centred, norm="ortho").abs().sum(0)
+        total = magnitude if total is None else total + magnitude
+        count += batch.shape[0]
+        if count >= max_images:
+            break
+    if total is None or count == 0:
+        raise ValueError("estimate_magnitude needs at least one image")
+    return total / count
+
+
+class PhaseImage(_ImageParam):
+    """MACO: fixed natural magnitude spectrum, optimised phase (see the module docstring)."""
+
+    def __init__(
+        self,
+        batch: int,
+        channels: int,
+        size: int | tuple[int, int],
+        magnitude: torch.Tensor,
+        generator: torch.Generator | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(batch, channels, size, **kwargs)
+        b, c, h, w = self.shape
+        if magnitude.shape != (c, h, w // 2 + 1) and magnitude.shape != (1, h, w // 2 + 1):
+            raise ValueError(
+                f"magnitude has shape {tuple(magnitude.shape)}; expected ({c}, {h}, {w // 2 + 1})"
+                " — estimate it at the render size with estimate_magnitude(images, size)"
+            )
+        self.register_buffer("magnitude", magnitude.float().expand(c, h, w // 2 + 1).clone())
+        phase = (torch.rand((b, c, h, w // 2 + 1), generator=generator) * 2 - 1) * torch.pi
+        self.phase = nn.Parameter(phase)
+
+    def raw(self) -> torch.Tensor:
+        h, w = self.shape[-2:]
+        spectrum = torch.polar(self.magnitude.expand_as(self.phase), self.phase)
+        x = torch.fft.irfft2(spectrum, s=(h, w), norm="ortho")
+        mean = x.mean(dim=(-2, -1), keepdim=True)
+        std = x.std(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
+        return (x - mean) / std

@@ -1,0 +1,1 @@
+"""Models: input specs, the zoo, layer hooks, the embedded reference model."""

@@ -1,0 +1,1 @@
+"""Reports: image files, grids, plots and the HTML report."""
