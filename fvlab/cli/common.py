@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from fvlab.errors import FvlabError
+from fvlab.report.summary import write_summary  # noqa: F401 (re-exported for commands)
 
 ModelOpt = Annotated[
     str,
@@ -59,26 +58,6 @@ def parse_int_list(text: str, what: str = "units") -> list[int]:
     if not values:
         raise FvlabError(f"no {what} given in {text!r}")
     return values
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def write_summary(out: Path, summary: dict[str, Any], name: str = "summary.json") -> Path:
-    """Write a JSON summary atomically (non-finite floats become null)."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_clean(summary), indent=2))
-    tmp.replace(path)
-    return path
 
 
 def open_dataset(model, data: Path | None, split: str = "test"):

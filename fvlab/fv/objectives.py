@@ -205,3 +205,29 @@ def units(layer: str, unit_ids: Sequence[int]) -> Objective:
         return act.gather(1, index.view(-1, 1)).squeeze(1)
 
     return Objective(fn, [layer], f"units({layer}:{len(ids)})")
+
+
+def layer_units(pairs: Sequence[tuple[str, int]]) -> Objective:
+    """Element b maximises channel ``u_b`` of layer ``L_b`` for ``pairs[b] = (L_b, u_b)``:
+    units of several layers in one optimisation (one gather per distinct layer)."""
+    by_layer: dict[str, tuple[list[int], list[int]]] = {}
+    for b, (layer, unit) in enumerate(pairs):
+        elements, ids = by_layer.setdefault(layer, ([], []))
+        elements.append(b)
+        ids.append(int(unit))
+    n = len(pairs)
+
+    def fn(a: Activations) -> torch.Tensor:
+        out = None
+        for layer, (elements, ids) in by_layer.items():
+            act = _spatial_mean(a[layer])
+            if act.shape[0] != n:
+                raise ValueError(f"layer_units has {n} pairs but the batch has {act.shape[0]}")
+            if out is None:
+                out = act.new_zeros(n)
+            index = torch.as_tensor(elements, device=act.device)
+            unit = torch.as_tensor(ids, device=act.device)
+            out = out.index_put((index,), act[index, unit])
+        return out
+
+    return Objective(fn, list(by_layer), f"layer_units({n})")

@@ -1,0 +1,1 @@
+"""Checks and audits: activation sweeps, path similarity, silent units, per-unit audits."""

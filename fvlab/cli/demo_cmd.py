@@ -1,0 +1,37 @@
+"""``fvlab demo``: every pillar on the embedded model, one HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fvlab.cli.common import QuietOpt, SeedOpt
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("out/demo"),
+    seed: SeedOpt = 0,
+    full: Annotated[
+        bool, typer.Option(help="Recompute everything, including the committed detector.")
+    ] = False,
+    only: Annotated[
+        str | None, typer.Option(help="Comma-separated sections to run (default: all).")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run every pillar on fmnist-cnn and write OUT/report.html and OUT/summary.json.
+
+    Example: fvlab demo --out out/demo
+
+    Takes a few minutes on 2 CPU cores; deterministic for a given --seed.
+    """
+    from fvlab.demo.run import run_demo
+
+    report = run_demo(out, seed, full, not quiet, only.split(",") if only else None)
+    print(f"report: {report}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

@@ -1,0 +1,1 @@
+"""``fvlab demo``: every pillar on the embedded model, in one HTML report."""

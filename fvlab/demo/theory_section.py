@@ -1,0 +1,41 @@
+"""Demo section: the theory demonstrations (numeric illustrations, not the paper's theorems)."""
+
+from __future__ import annotations
+
+from fvlab.demo.context import DemoContext
+from fvlab.report.html import Section
+
+TITLES = {
+    "relu_tents": "ReLU tents: change a network where its visualization never looks",
+    "affine": "Affine units: the visualization orders pairs of inputs only for d = 1",
+    "lipschitz": "Lipschitz units: the certified region shrinks like 1/L",
+    "convex_monotone": "Convex and monotone units with identical arg max/arg min",
+    "toy_fooling": "Toy fooling: a gated unit whose visualization lands elsewhere",
+}
+
+
+def theory_section(ctx: DemoContext) -> Section:
+    from fvlab.theory.run import run_all
+
+    folder = ctx.folder("theory")
+    summary = run_all(folder, seed=ctx.seed, quick=False, show_progress=ctx.show_progress)
+    ctx.numbers["theory"] = {
+        "all_checks_pass": summary["all_checks_pass"],
+        "checks": {name: r["checks"] for name, r in summary["demonstrations"].items()},
+    }
+    section = Section("theory", "Theory: why a visualization cannot predict a general unit")
+    section.note(
+        "These are numeric illustrations of the mechanisms in Geirhos et al. (2024), built and "
+        "checked by fvlab; they are not the paper's theorems, whose exact statements we do not "
+        "have (docs/theory.md)."
+    )
+    for name, result in summary["demonstrations"].items():
+        section.text(f"<b>{TITLES.get(name, name)}.</b> {result['claim']}")
+        passed = sum(result["checks"].values())
+        section.table(
+            [[check, ok] for check, ok in result["checks"].items()],
+            [f"check ({passed}/{len(result['checks'])} pass)", "holds"],
+        )
+        section.image(folder / result["plot"], TITLES.get(name, name), width=720)
+    section.code("fvlab theory --out out/theory")
+    return section

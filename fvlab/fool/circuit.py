@@ -1,0 +1,218 @@
+"""The classifier-gated fooling circuit (Geirhos et al. 2024, §2 of docs/fool.md).
+
+At a layer with output a, each chosen unit i is replaced by
+
+    A_i = ReLU(F_i + s − k·v) + ReLU(D_i + s − k·(1 − v)) − s
+
+where F_i = a_i is the original unit, D_i the signal its visualization should show, and
+v ∈ {0, 1} the hard decision of a detector E on the model's input (1 = feature-visualization
+input; no gradient flows through v). Exactness conditions:
+
+    natural (v = 0):        F_i ≥ −s   and   D_i ≤ k − s     ⇒  A_i = F_i
+    visualization (v = 1):  F_i ≤ k − s  and  D_i ≥ −s       ⇒  A_i = D_i
+
+s and k are derived from activation statistics (natural data and the units' own visualizations)
+with a safety margin, and the conditions are checked on data. Modes:
+
+* ``permute``: D_i = a_{mapping[i]} (e.g. mapping[i] = (i + offset) mod n).
+* ``target``: D_i = c · ⟨t_c, x⟩ / (H·W) with t_c = t − mean(t), a linear "template unit" on the
+  input image x in [0, 1] (t_c resized to x's size), the same for every chosen unit; its
+  visualization is t. ``Circuit`` takes the centred template t_c.
+
+The circuit is a child module ``fvlab_circuit`` of the model with two hooks (model input, layer
+output), so every original layer keeps its name and downstream layers are unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fvlab.errors import FvlabError
+from fvlab.fool.detector import Detector
+from fvlab.models.hooks import resolve_layers
+from fvlab.models.spec import InputSpec
+
+
+def to_unit_range(spec: InputSpec, x: torch.Tensor) -> torch.Tensor:
+    """Invert ``spec.preprocess``: model input → image in [0, 1]."""
+    if spec.std is not None:
+        x = x * x.new_tensor(spec.std).view(1, -1, 1, 1)
+    if spec.mean is not None:
+        x = x + x.new_tensor(spec.mean).view(1, -1, 1, 1)
+    lo, hi = spec.value_range
+    return (x - lo) / (hi - lo) if (lo, hi) != (0.0, 1.0) else x
+
+
+@dataclass(frozen=True)
+class GateConstants:
+    """shift s and gate strength k of the circuit (units of the layer's activations)."""
+
+    shift: float
+    k: float
+
+
+def derive_constants(
+    f_min: float, f_max: float, d_min: float, d_max: float, margin: float = 1.0
+) -> GateConstants:
+    """Smallest constants satisfying the exactness conditions for activations in
+    [f_min, f_max] and [d_min, d_max], each enlarged by ``margin`` × its extent.
+
+    s = max(0, −min(f_min, d_min)) · (1 + margin);   k = s + max(f_max, d_max) · (1 + margin).
+    """
+    low = min(f_min, d_min)
+    shift = max(0.0, -low) * (1 + margin)
+    high = max(f_max, d_max, 0.0)
+    return GateConstants(shift=float(shift), k=float(shift + high * (1 + margin) + 1e-3))
+
+
+class Circuit(nn.Module):
+    """The gate at one layer (see the module docstring); install with :func:`install`."""
+
+    def __init__(
+        self,
+        detector: Detector,
+        spec: InputSpec,
+        units: Sequence[int],
+        constants: GateConstants,
+        mapping: Sequence[int] | None = None,
+        template: torch.Tensor | None = None,
+        template_scale: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if (mapping is None) == (template is None):
+            raise ValueError("give exactly one of mapping (permute mode) or template (target)")
+        self.detector = detector
+        self.spec = spec
+        self.constants = constants
+        self.mode = "permute" if mapping is not None else "target"
+        self.register_buffer("units", torch.as_tensor(list(units), dtype=torch.long))
+        if mapping is not None:
+            self.register_buffer("mapping", torch.as_tensor(list(mapping), dtype=torch.long))
+            self.template = None
+        else:
+            self.register_buffer("template", template.float())  # already centred by the builder
+            self.mapping = None
+        self.template_scale = float(template_scale)
+        self._decision: torch.Tensor | None = None
+        self._input: torch.Tensor | None = None
+
+    # -- hooks -------------------------------------------------------------------------------
+    def observe_input(self, module: nn.Module, args: tuple) -> None:
+        """Root pre-hook: decide natural vs visualization for this forward pass."""
+        x01 = to_unit_range(self.spec, args[0])
+        with torch.no_grad():
+            self._decision = self.detector(x01.detach()) > 0
+        self._input = x01
+
+    def gate_output(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Layer hook: replace the chosen units by A_i."""
+        if self._decision is None:
+            raise RuntimeError("the circuit's input hook did not run before its layer")
+        return self.combine(output, self._decision, self._input)
+
+    # -- the construction ----------------------------------------------------------------------
+    def signal(self, output: torch.Tensor, x01: torch.Tensor) -> torch.Tensor:
+        """D for the chosen units: (B, n_units, ...) like ``output[:, units]``."""
+        if self.mode == "permute":
+            return output[:, self.mapping]
+        template = self.template
+        if template.shape[-2:] != x01.shape[-2:]:
+            template = F.interpolate(
+                template[None], size=x01.shape[-2:], mode="bilinear", align_corners=False
+            )[0]
+        response = (x01 * template).flatten(1).mean(1) * self.template_scale
+        shape = (len(response), len(self.units)) + (1,) * (output.ndim - 2)
+        return response.view(-1, *([1] * (output.ndim - 1))).expand(shape)
+
+    def combine(
+        self, output: torch.Tensor, decision: torch.Tensor, x01: torch.Tensor
+    ) -> torch.Tensor:
+        """A_i = ReLU(F_i + s − k v) + ReLU(D_i + s − k (1 − v)) − s for the chosen units."""
+        s, k = self.constants.shift, self.constants.k
+        v = decision.to(output.dtype).view(-1, *([1] * (output.ndim - 1)))
+        f = output[:, self.units]
+        d = self.signal(output, x01)
+        gated = F.relu(f + s - k * v) + F.relu(d + s - k * (1 - v)) - s
+        return output.index_copy(1, self.units, gated)
+
+    def violations(
+        self, output: torch.Tensor, decision: torch.Tensor, x01: torch.Tensor
+    ) -> dict[str, int]:
+        """Number of activations breaking each exactness condition (see module docstring)."""
+        s, k = self.constants.shift, self.constants.k
+        f, d = output[:, self.units], self.signal(output, x01)
+        nat = ~decision.view(-1, *([1] * (f.ndim - 1))).expand_as(f)
+        return {
+            "natural_F_below_minus_s": int(((f < -s) & nat).sum()),
+            "natural_D_above_k_minus_s": int(((d > k - s) & nat).sum()),
+            "visualization_F_above_k_minus_s": int(((f > k - s) & ~nat).sum()),
+            "visualization_D_below_minus_s": int(((d < -s) & ~nat).sum()),
+        }
+
+    def params(self) -> dict:
+        """JSON description for the saved-model manifest (tensors saved separately)."""
+        return {
+            "mode": self.mode,
+            "units": self.units.tolist(),
+            "mapping": None if self.mapping is None else self.mapping.tolist(),
+            "constants": asdict(self.constants),
+            "template_scale": self.template_scale,
+            "detector": self.detector.config,
+        }
+
+
+def install(model, layer: str, circuit: Circuit):
+    """A LoadedModel whose module is ``model.module`` with the circuit installed at ``layer``.
+
+    The original module object is modified in place (hooks + child ``fvlab_circuit``), so pass
+    a model loaded for this purpose (``fvlab.load`` again gives a clean one).
+    """
+    from fvlab.models.zoo import LoadedModel
+
+    module = model.module
+    if hasattr(module, "fvlab_circuit"):
+        raise FvlabError("this model already has a fooling circuit; load a fresh copy")
+    target = resolve_layers(module, [layer])[layer]
+    module.add_module("fvlab_circuit", circuit.to(model.device))
+    module.register_forward_pre_hook(circuit.observe_input)
+    target.register_forward_hook(circuit.gate_output)
+    return LoadedModel(
+        name=f"{model.name}+circuit({layer})",
+        module=module.eval(),
+        spec=model.spec,
+        class_names=model.class_names,
+        weights=model.weights,
+        extra={"construction": "circuit", "base": model.name, "layer": layer},
+    )
+
+
+def rebuild(base, params: dict, tensors: dict[str, torch.Tensor]):
+    """Saved-model constructor (see fvlab.models.saved)."""
+    arch = params["detector"]
+    detector = Detector(arch["channels"], tuple(arch["widths"]), tuple(arch["strides"]))
+    detector.load_state_dict(
+        {k.removeprefix("detector."): v for k, v in tensors.items() if k.startswith("detector.")}
+    )
+    circuit = Circuit(
+        detector.eval(),
+        base.spec,
+        params["units"],
+        GateConstants(**params["constants"]),
+        mapping=params["mapping"],
+        template=tensors.get("template"),
+        template_scale=params["template_scale"],
+    )
+    return install(base, params["layer"], circuit)
+
+
+def circuit_tensors(circuit: Circuit) -> dict[str, torch.Tensor]:
+    """Tensors for the saved-model format: detector weights and the template."""
+    tensors = {f"detector.{k}": v for k, v in circuit.detector.state_dict().items()}
+    if circuit.template is not None:
+        tensors["template"] = circuit.template
+    return tensors

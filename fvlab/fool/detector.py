@@ -1,0 +1,132 @@
+"""The natural-vs-visualization detector E of the fooling circuit.
+
+A small fully convolutional CNN on [0, 1] images: five 3×3 convolutions (16, 16, 32, 32, 32
+channels; strides 1, 2, 2, 2, 1) with ReLUs, global mean- and max-pooling, and a linear layer
+to ONE logit; logit > 0 means "this is a feature-visualization optimisation input". Being fully
+convolutional it accepts the slightly larger images the render transforms produce.
+
+Training: natural training images vs visualization trajectories, balanced batches, Adam, and the
+render transforms applied (per element) to half of the batches of *both* classes, so neither the
+image size nor the padding tells the classes apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fvlab.fv.transforms import make_transforms
+from fvlab.progress import progress_bar
+
+
+class Detector(nn.Module):
+    """Fully convolutional binary classifier; ``forward`` returns (B,) logits (> 0: FV input)."""
+
+    def __init__(
+        self,
+        channels: int = 1,
+        widths: tuple[int, ...] = (16, 16, 32, 32, 32),
+        strides: tuple[int, ...] = (1, 2, 2, 2, 1),
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = channels
+        for width, stride in zip(widths, strides, strict=True):
+            layers += [nn.Conv2d(cin, width, 3, stride, 1), nn.ReLU()]
+            cin = width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(2 * cin, 1)
+        self.config = {"channels": channels, "widths": list(widths), "strides": list(strides)}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h = self.features(images * 2 - 1)
+        pooled = torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1)
+        return self.head(pooled).squeeze(1)
+
+    @torch.no_grad()
+    def is_visualization(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """Hard decision per image (bool), batched."""
+        return torch.cat([self(x) > 0 for x in images.split(batch_size)])
+
+
+@dataclass(frozen=True)
+class DetectorTraining:
+    seed: int = 0
+    steps: int = 3000
+    batch_size: int = 128  # per class
+    lr: float = 2e-3
+    transform_prob: float = 0.5
+
+
+def train_detector(
+    natural: torch.Tensor,
+    visualizations: torch.Tensor,
+    config: DetectorTraining = DetectorTraining(),
+    show_progress: bool = True,
+) -> Detector:
+    """Train on ``natural`` (N, C, H, W) vs ``visualizations`` (M, C, H, W), both in [0, 1]."""
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    detector = Detector(natural.shape[1])
+    optimizer = torch.optim.Adam(detector.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
+    transform = make_transforms("standard", natural.shape[-1])
+    labels = torch.cat([torch.zeros(config.batch_size), torch.ones(config.batch_size)])
+    detector.train()
+    with progress_bar("training detector", config.steps, show_progress) as advance:
+        for step in range(config.steps):
+            nat = natural[torch.randint(len(natural), (config.batch_size,), generator=generator)]
+            fv = visualizations[
+                torch.randint(len(visualizations), (config.batch_size,), generator=generator)
+            ]
+            batch = torch.cat([nat, fv])
+            flip = torch.rand(len(batch), generator=generator) < 0.5
+            batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
+            if torch.rand((), generator=generator) < config.transform_prob:
+                batch = transform(batch, generator)
+            loss = F.binary_cross_entropy_with_logits(detector(batch), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if step % 50 == 49:
+                advance(50, info=f"loss {loss.item():.4f}")
+    return detector.eval()
+
+
+def save_detector(detector: Detector, path: str | Path, record: dict) -> Path:
+    """State dict at ``path``; architecture and training record next to it (``.json``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(detector.state_dict(), path)
+    path.with_suffix(".json").write_text(
+        json.dumps({"architecture": detector.config, **record}, indent=2)
+    )
+    return path
+
+
+def load_detector(path: str | Path) -> Detector:
+    """Load a detector saved by :func:`save_detector` (architecture from the ``.json``)."""
+    from fvlab.errors import CorruptFileError
+    from fvlab.models.zoo import load_weights
+
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    try:
+        config = json.loads(meta_path.read_text())["architecture"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(
+            f"{meta_path} (the detector's architecture record) is missing or invalid"
+        ) from exc
+    detector = Detector(config["channels"], tuple(config["widths"]), tuple(config["strides"]))
+    load_weights(detector, path)
+    return detector.eval()
+
+
+def training_record(config: DetectorTraining) -> dict:
+    return {"training": asdict(config)}

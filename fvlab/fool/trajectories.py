@@ -1,0 +1,129 @@
+"""Feature-visualization trajectories: the inputs a model sees while a visualization is optimised.
+
+The natural-vs-visualization detector of the fooling circuit must recognise an optimisation input
+from its very first updates, under any render setting. We render many units (of several layers,
+in ONE optimisation per setting) with fvlab's renderer and keep snapshots at log-spaced update
+counts 1, 2, 4, …, 512. Some units and some settings are held out for evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from fvlab.fv import objectives as obj
+
+SNAPSHOT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class RenderSetting:
+    """One way of rendering: parameterization, transform preset and learning rate."""
+
+    param: str
+    transforms: str
+    lr: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.param}-{self.transforms}-lr{self.lr:g}"
+
+
+#: settings the detector is trained on (and evaluated on, for held-out units)
+TRAIN_SETTINGS = (
+    RenderSetting("fft", "standard", 0.05),
+    RenderSetting("fft", "none", 0.05),
+    RenderSetting("pixel", "standard", 0.05),
+    RenderSetting("pixel", "none", 0.05),
+    RenderSetting("fft", "standard", 0.02),
+    RenderSetting("pixel", "standard", 0.15),
+)
+#: settings the detector never sees during training
+HELDOUT_SETTINGS = (
+    RenderSetting("maco", "standard", 1.0),
+    RenderSetting("fft", "lucid", 0.05),
+    RenderSetting("fft", "standard", 0.5),
+)
+
+
+def split_units(
+    channels: dict[str, int],
+    per_layer: int = 12,
+    heldout_per_layer: int = 4,
+    always_train: Sequence[str] = (),
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Training and held-out units, spread evenly over each layer's channels.
+
+    Per layer, ``per_layer`` training units (every channel of layers in ``always_train``, e.g.
+    the logits the circuit fools) and ``heldout_per_layer`` other units for evaluation.
+    """
+    train, heldout = [], []
+    for layer, n in channels.items():
+        if layer in always_train:
+            train += [(layer, u) for u in range(n)]
+            continue
+        total = per_layer + heldout_per_layer
+        chosen = sorted({i * n // total for i in range(total)})
+        step = max(1, len(chosen) // max(heldout_per_layer, 1))
+        held = set(chosen[step - 1 :: step][:heldout_per_layer])
+        train += [(layer, u) for u in chosen if u not in held]
+        heldout += [(layer, u) for u in chosen if u in held]
+    return train, heldout
+
+
+@dataclass
+class Trajectories:
+    """Snapshots (N, C, H, W) in [0, 1] with, per image, the unit, the setting and the step."""
+
+    images: torch.Tensor
+    unit: list[tuple[str, int]]
+    setting: list[str]
+    step: torch.Tensor
+
+    def subset(self, mask: torch.Tensor) -> Trajectories:
+        index = mask.nonzero().flatten().tolist()
+        return Trajectories(
+            self.images[index],
+            [self.unit[i] for i in index],
+            [self.setting[i] for i in index],
+            self.step[index],
+        )
+
+
+def render_trajectories(
+    model,
+    pairs: Sequence[tuple[str, int]],
+    settings: Sequence[RenderSetting],
+    steps: Sequence[int] = SNAPSHOT_STEPS,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> Trajectories:
+    """Render every (layer, unit) pair once per setting, all pairs in one optimisation."""
+    images, units, names, step_ids = [], [], [], []
+    objective = obj.layer_units(list(pairs))
+    for index, setting in enumerate(settings):
+        from fvlab.fv.api import render
+
+        result = render(
+            model,
+            objective=objective,
+            batch=len(pairs),
+            thresholds=list(steps),
+            param=setting.param,
+            transforms=setting.transforms,
+            lr=setting.lr,
+            seed=seed + 1000 * index,
+            show_progress=show_progress,
+        )
+        for step, snapshot in result.snapshots.items():
+            images.append(snapshot)
+            units += list(pairs)
+            names += [setting.name] * len(pairs)
+            step_ids += [step] * len(pairs)
+    return Trajectories(torch.cat(images), units, names, torch.tensor(step_ids))
+
+
+def describe(settings: Sequence[RenderSetting]) -> list[dict]:
+    return [asdict(s) | {"name": s.name} for s in settings]

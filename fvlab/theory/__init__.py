@@ -1,0 +1,13 @@
+"""Numeric demonstrations of why a feature visualization cannot predict a general unit.
+
+One module per demonstration; each has a ``demonstrate_*`` function returning a result with the
+measured numbers and checks, and a ``plot_*`` function. :mod:`fvlab.theory.run` runs them all.
+These are numeric illustrations of the mechanisms described in the paper, not its theorems.
+
+* :mod:`~fvlab.theory.relu_tents` — add ReLU tents to any ReLU MLP without changing its
+  visualization; any decoder then errs by at least half the tent height.
+* :mod:`~fvlab.theory.affine` — ordering pairs of inputs of an affine unit from its arg max.
+* :mod:`~fvlab.theory.lipschitz` — the radius in which the arg max certifies the value.
+* :mod:`~fvlab.theory.convex_monotone` — convex / monotone pairs with identical extrema.
+* :mod:`~fvlab.theory.toy_fooling` — a 2-D classifier with a gated, fooling unit.
+"""
