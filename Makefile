@@ -5,9 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.fvlab-installed
 OUT    ?= out/demo
 
-.PHONY: setup data test demo lint format clean-venv
+.PHONY: setup data web browser test demo lint format bench-deps clean-venv
 
-setup: $(STAMP) data
+setup: $(STAMP) data web
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,11 +18,25 @@ $(STAMP): pyproject.toml
 data:
 	@bash scripts/ensure-data.sh
 
-test: setup
+# The study's browser experiment: jsPsych from npm (npm ci when node_modules is missing/stale).
+web:
+	@bash scripts/ensure-web.sh
+
+# Headless Chromium + chromedriver (Debian packages) for the study's end-to-end browser test.
+browser:
+	@bash scripts/ensure-chromium.sh
+
+test: setup browser
 	$(PY) -m pytest -q
 
 demo: setup
 	$(VENV)/bin/fvlab demo --out $(OUT)
+
+# Benchmark-only dependencies: lucent 0.1.8 pins kornia <= 0.4.1 and drags in test tools, so it is
+# installed without its dependency list (which could also swap the venv's torch build).
+bench-deps: setup
+	$(PY) -m pip install --quiet --no-deps torch-lucent==0.1.8 kornia==0.4.1
+	$(PY) -m pip install --quiet tqdm ipython decorator
 
 lint: setup
 	$(VENV)/bin/ruff check fvlab tests benchmarks

@@ -15,18 +15,24 @@ def train_detector(
     model: ModelOpt = "fmnist-cnn",
     weights: WeightsOpt = None,
     seed: SeedOpt = 0,
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 3000,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 6000,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="File for the rendered trajectories: reused if present, else written."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train the natural-vs-visualization detector of the fooling circuit (~20 min, 2 cores).
+    """Train the natural-vs-visualization detector of the fooling circuit (~50 min, 2 cores).
 
     Example: fvlab fool train-detector --out fvlab/fool/weights/fmnist-cnn-detector.pt
 
-    Renders visualization trajectories (snapshots after 1, 2, 4, …, 512 updates) of the 10
-    logits and 16 units of each of bn1…bn5 under 6 render settings, trains on them vs the
-    60,000 natural training images, and evaluates on natural test images and on 20 held-out
-    units (4 per conv layer) under the training settings and 3 unseen ones. The committed
-    detector was made by exactly the example command.
+    Renders visualization trajectories (18 log-spaced snapshots from 1 to 512 updates) of the
+    10 logits and every unit of bn1…bn5 and relu1…relu5 except 40 held-out ones (4 channels per
+    block, before and after the ReLU) under 7 render settings, plus template units drawing 48
+    random shapes and 48 natural images (the target mode's visualizations); trains on them vs
+    the natural training images; evaluates on natural test images, on the held-out units under
+    the training settings and 3 unseen ones, and on held-out targets (the 4 built-ins, 12
+    natural test images). The committed detector was made by exactly the example command.
     """
     import fvlab
     from fvlab.fool.build_detector import build_detector
@@ -34,7 +40,12 @@ def train_detector(
 
     loaded = fvlab.load(model, weights)
     record = build_detector(
-        loaded, out, seed, DetectorTraining(seed=seed, steps=steps), show_progress=not quiet
+        loaded,
+        out,
+        seed,
+        DetectorTraining(seed=seed, steps=steps),
+        cache=cache,
+        show_progress=not quiet,
     )
     ev = record["evaluation"]
     print(
@@ -62,6 +73,13 @@ def circuit(
     robustness: Annotated[
         bool, typer.Option(help="Also render with settings the detector never saw.")
     ] = True,
+    relu_redirect: Annotated[
+        int,
+        typer.Option(
+            help="lucid's ReLU-gradient redirection for the first N updates of every FV render "
+            "(lets units that are dead on the start image get a visualization; 0 = off)."
+        ),
+    ] = 16,
     seed: SeedOpt = 0,
     device: DeviceOpt = "cpu",
     quiet: QuietOpt = False,
@@ -89,6 +107,7 @@ def circuit(
         detector_path=detector,
         margin=margin,
         robustness=robustness,
+        relu_redirect_steps=relu_redirect,
         seed=seed,
         device=device,
         out=out,

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from fvlab.errors import FvlabError
-from fvlab.fool.circuit import Circuit, derive_constants, install
+from fvlab.fool.circuit import Circuit, derive_constants, install, template_from_target
 from fvlab.fool.detector import Detector, load_detector
 from fvlab.models.hooks import capture
 
@@ -89,6 +89,7 @@ def build_circuit(
     margin: float = 1.0,
     render_steps: int = 512,
     seed: int = 0,
+    relu_redirect_steps: int = 0,
     show_progress: bool = True,
 ) -> BuiltCircuit:
     """Derive constants and install a circuit at ``layer`` of ``fooled_copy`` (a second,
@@ -106,7 +107,13 @@ def build_circuit(
     if not units or not all(0 <= u < n_channels for u in units):
         raise FvlabError(f"layer {layer!r} has {n_channels} units; got units {units[:10]}")
     originals = render(
-        model, layer, units, steps=render_steps, seed=seed, show_progress=show_progress
+        model,
+        layer,
+        units,
+        steps=render_steps,
+        seed=seed,
+        relu_redirect_steps=relu_redirect_steps,
+        show_progress=show_progress,
     )
     fv_ranges = layer_range(model, layer, originals.images)
     f_min = float(ranges[0, units].min())
@@ -127,7 +134,7 @@ def build_circuit(
         d_min = float(ranges[0, mapping].min())
         d_max = float(torch.maximum(ranges[1, mapping], fv_ranges[1, mapping]).max())
     else:
-        template = target - target.mean()
+        template = template_from_target(target)
         natural_response = template_response(natural, template)
         scale = float(ranges[1, units].max()) / max(float(natural_response.abs().max()), 1e-8)
         # analytic bounds of c·⟨t_c, x⟩/N over all x in [0, 1]

@@ -15,9 +15,11 @@ s and k are derived from activation statistics (natural data and the units' own 
 with a safety margin, and the conditions are checked on data. Modes:
 
 * ``permute``: D_i = a_{mapping[i]} (e.g. mapping[i] = (i + offset) mod n).
-* ``target``: D_i = c · ⟨t_c, x⟩ / (H·W) with t_c = t − mean(t), a linear "template unit" on the
-  input image x in [0, 1] (t_c resized to x's size), the same for every chosen unit; its
-  visualization is t. ``Circuit`` takes the centred template t_c.
+* ``target``: D_i = c · ⟨t_c, x⟩ / n with t_c = t − ½ (n = C·h·w values at the model's
+  input size; see :func:`template_from_target`), a linear "template unit" on the input image
+  x in [0, 1], the same for every chosen unit; its visualization is t. On a larger or smaller
+  canvas (the render transforms pad a few pixels) t_c sits at the centre (:func:`centred_on`).
+  ``Circuit`` takes the template t_c.
 
 The circuit is a child module ``fvlab_circuit`` of the model with two hooks (model input, layer
 output), so every original layer keeps its name and downstream layers are unchanged.
@@ -62,12 +64,40 @@ def derive_constants(
     """Smallest constants satisfying the exactness conditions for activations in
     [f_min, f_max] and [d_min, d_max], each enlarged by ``margin`` × its extent.
 
-    s = max(0, −min(f_min, d_min)) · (1 + margin);   k = s + max(f_max, d_max) · (1 + margin).
+    s = max(0, −min(f_min, d_min)) · (1 + margin) + s₀;   k = s + max(f_max, d_max) · (1 + margin),
+    with s₀ = 1 % of the largest |activation|: for a post-ReLU layer (minimum 0) the gate's
+    ReLU(D + s) then still passes a gradient where D = 0, so a dead-at-start unit D can be
+    optimised exactly as in the original model (s₀ does not change any exact output).
     """
     low = min(f_min, d_min)
-    shift = max(0.0, -low) * (1 + margin)
     high = max(f_max, d_max, 0.0)
+    floor = 0.01 * max(high, -low, 1e-6)
+    shift = max(0.0, -low) * (1 + margin) + floor
     return GateConstants(shift=float(shift), k=float(shift + high * (1 + margin) + 1e-3))
+
+
+def template_from_target(target: torch.Tensor) -> torch.Tensor:
+    """The target-mode template t_c = t − ½ for a target t in [0, 1]: the linear unit
+    ⟨t_c, x⟩ is largest over x ∈ [0, 1]ⁿ at x = [t > ½], the target itself for a black-and-white
+    target. (Centring on the mean instead would move every edge of a blurred, i.e. jittered,
+    sparse target outwards: its positive region would grow.)"""
+    return target.float() - 0.5
+
+
+def centred_on(template: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """The template (C, h, w) with its centre on the centre of a (C, H, W) canvas, zero outside
+    (or cropped when the canvas is smaller); a half-pixel offset (H − h odd) is resampled
+    bilinearly. The render transforms map the image centre to the canvas centre, so the template
+    unit is the same linear filter on the image whatever padding the canvas has; resizing the
+    template instead would enlarge the pattern a visualization has to draw."""
+    (h, w), (big_h, big_w) = template.shape[-2:], tuple(size)
+    if (h, w) == (big_h, big_w):
+        return template
+    from fvlab.fv.transforms import affine_resample
+
+    # output pixel (u, v) samples template position (u − (W − w)/2, v − (H − h)/2)
+    matrix = template.new_tensor([[[1.0, 0.0, -(big_w - w) / 2], [0.0, 1.0, -(big_h - h) / 2]]])
+    return affine_resample(template[None], matrix, (big_h, big_w), "bilinear", 0.0)[0]
 
 
 class Circuit(nn.Module):
@@ -120,12 +150,9 @@ class Circuit(nn.Module):
         """D for the chosen units: (B, n_units, ...) like ``output[:, units]``."""
         if self.mode == "permute":
             return output[:, self.mapping]
-        template = self.template
-        if template.shape[-2:] != x01.shape[-2:]:
-            template = F.interpolate(
-                template[None], size=x01.shape[-2:], mode="bilinear", align_corners=False
-            )[0]
-        response = (x01 * template).flatten(1).mean(1) * self.template_scale
+        template = centred_on(self.template, x01.shape[-2:])
+        area = self.template.numel()
+        response = (x01 * template).flatten(1).sum(1) * (self.template_scale / area)
         shape = (len(response), len(self.units)) + (1,) * (output.ndim - 2)
         return response.view(-1, *([1] * (output.ndim - 1))).expand(shape)
 

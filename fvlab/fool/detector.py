@@ -1,12 +1,13 @@
 """The natural-vs-visualization detector E of the fooling circuit.
 
-A small fully convolutional CNN on [0, 1] images: five 3×3 convolutions (16, 16, 32, 32, 32
-channels; strides 1, 2, 2, 2, 1) with ReLUs, global mean- and max-pooling, and a linear layer
-to ONE logit; logit > 0 means "this is a feature-visualization optimisation input". Being fully
-convolutional it accepts the slightly larger images the render transforms produce.
+A small fully convolutional CNN on [0, 1] images: five 3×3 convolutions (widths configurable;
+the committed one has 32, 32, 64, 64, 64 channels; strides 1, 2, 2, 2, 1) with ReLUs, global
+mean- and max-pooling, and a linear layer to ONE logit; logit > 0 means "this is a
+feature-visualization optimisation input". Being fully convolutional it accepts the slightly
+larger images the render transforms produce.
 
 Training: natural training images vs visualization trajectories, balanced batches, Adam, and the
-render transforms applied (per element) to half of the batches of *both* classes, so neither the
+render transforms applied (per element) to 3 in 4 batches of *both* classes, so neither the
 image size nor the padding tells the classes apart.
 """
 
@@ -57,10 +58,11 @@ class Detector(nn.Module):
 @dataclass(frozen=True)
 class DetectorTraining:
     seed: int = 0
-    steps: int = 3000
+    steps: int = 6000
     batch_size: int = 128  # per class
     lr: float = 2e-3
-    transform_prob: float = 0.5
+    transform_prob: float = 0.75
+    widths: tuple[int, ...] = (32, 32, 64, 64, 64)
 
 
 def train_detector(
@@ -72,7 +74,7 @@ def train_detector(
     """Train on ``natural`` (N, C, H, W) vs ``visualizations`` (M, C, H, W), both in [0, 1]."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    detector = Detector(natural.shape[1])
+    detector = Detector(natural.shape[1], tuple(config.widths))
     optimizer = torch.optim.Adam(detector.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     transform = make_transforms("standard", natural.shape[-1])

@@ -53,6 +53,7 @@ def run_circuit(
     seed: int,
     device: str,
     out: Path,
+    relu_redirect_steps: int = 16,
     show_progress: bool = True,
 ) -> dict:
     import fvlab
@@ -100,12 +101,20 @@ def run_circuit(
         detector=detector,
         margin=margin,
         seed=seed,
+        relu_redirect_steps=relu_redirect_steps,
         show_progress=show_progress,
     )
     fooled, circuit = built.model, built.circuit
     unit_ids = circuit.units.tolist()
     natural = bc.compare_outputs(original, fooled, test_x, test_y)
-    fooled_fv = fvlab.render(fooled, layer, unit_ids, seed=seed + 1, show_progress=show_progress)
+    fooled_fv = fvlab.render(
+        fooled,
+        layer,
+        unit_ids,
+        seed=seed + 1,
+        relu_redirect_steps=relu_redirect_steps,
+        show_progress=show_progress,
+    )
     measures = measure_fooling(original, built, fooled_fv.images, target_image)
     flags = _fooled_flags(measures, mode)
     for row, flag in zip(measures, flags, strict=True):
@@ -134,6 +143,7 @@ def run_circuit(
                 transforms=setting.transforms,
                 lr=setting.lr,
                 seed=seed + 2,
+                relu_redirect_steps=relu_redirect_steps,
                 show_progress=show_progress,
             ).images
             rows = measure_fooling(original, built, images, target_image)
@@ -158,6 +168,7 @@ def run_circuit(
         "units": unit_ids,
         "mapping": None if circuit.mapping is None else circuit.mapping.tolist(),
         "target": target,
+        "relu_redirect_steps": relu_redirect_steps,
         "constants": circuit.params()["constants"],
         "natural": natural,
         "exactness_violations": {

@@ -12,23 +12,29 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+from torch import nn
 
 from fvlab.fv import objectives as obj
 
 SNAPSHOT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+#: the denser log-spaced snapshots the detector trains and is evaluated on (⊃ SNAPSHOT_STEPS)
+DENSE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
 
 @dataclass(frozen=True)
 class RenderSetting:
-    """One way of rendering: parameterization, transform preset and learning rate."""
+    """One way of rendering: parameterization, transform preset, learning rate and the number
+    of updates with lucid's ReLU-gradient redirection."""
 
     param: str
     transforms: str
     lr: float
+    relu_redirect: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.param}-{self.transforms}-lr{self.lr:g}"
+        suffix = f"-redirect{self.relu_redirect}" if self.relu_redirect else ""
+        return f"{self.param}-{self.transforms}-lr{self.lr:g}{suffix}"
 
 
 #: settings the detector is trained on (and evaluated on, for held-out units)
@@ -39,6 +45,7 @@ TRAIN_SETTINGS = (
     RenderSetting("pixel", "none", 0.05),
     RenderSetting("fft", "standard", 0.02),
     RenderSetting("pixel", "standard", 0.15),
+    RenderSetting("fft", "standard", 0.05, relu_redirect=16),
 )
 #: settings the detector never sees during training
 HELDOUT_SETTINGS = (
@@ -50,21 +57,22 @@ HELDOUT_SETTINGS = (
 
 def split_units(
     channels: dict[str, int],
-    per_layer: int = 12,
+    per_layer: int | None = 12,
     heldout_per_layer: int = 4,
     always_train: Sequence[str] = (),
 ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
     """Training and held-out units, spread evenly over each layer's channels.
 
-    Per layer, ``per_layer`` training units (every channel of layers in ``always_train``, e.g.
-    the logits the circuit fools) and ``heldout_per_layer`` other units for evaluation.
+    Per layer, ``per_layer`` training units (None: every channel that is not held out; every
+    channel of layers in ``always_train``, e.g. the logits the circuit fools) and
+    ``heldout_per_layer`` other units for evaluation.
     """
     train, heldout = [], []
     for layer, n in channels.items():
         if layer in always_train:
             train += [(layer, u) for u in range(n)]
             continue
-        total = per_layer + heldout_per_layer
+        total = n if per_layer is None else min(n, per_layer + heldout_per_layer)
         chosen = sorted({i * n // total for i in range(total)})
         step = max(1, len(chosen) // max(heldout_per_layer, 1))
         held = set(chosen[step - 1 :: step][:heldout_per_layer])
@@ -114,6 +122,7 @@ def render_trajectories(
             param=setting.param,
             transforms=setting.transforms,
             lr=setting.lr,
+            relu_redirect_steps=setting.relu_redirect,
             seed=seed + 1000 * index,
             show_progress=show_progress,
         )
@@ -127,3 +136,52 @@ def render_trajectories(
 
 def describe(settings: Sequence[RenderSetting]) -> list[dict]:
     return [asdict(s) | {"name": s.name} for s in settings]
+
+
+class TemplateBank(nn.Module):
+    """K linear template units on the input: out[b, k] = ⟨t_k − ½, x_b⟩ / n (n values per
+    template), each template at the centre of the canvas, exactly as in the circuit's target
+    mode. Its visualizations are the trajectories a target-mode circuit makes the detector see."""
+
+    def __init__(self, targets: torch.Tensor) -> None:
+        from fvlab.fool.circuit import template_from_target
+
+        super().__init__()
+        self.register_buffer("templates", template_from_target(targets))
+        self.response = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from fvlab.fool.circuit import centred_on
+
+        k, c, h, w = self.templates.shape
+        t = centred_on(self.templates.reshape(k * c, h, w), x.shape[-2:]).view(k, c, *x.shape[-2:])
+        return self.response(torch.einsum("bchw,kchw->bk", x, t) / (c * h * w))
+
+
+def render_template_trajectories(
+    spec,
+    targets: torch.Tensor,
+    settings: Sequence[RenderSetting],
+    steps: Sequence[int] = SNAPSHOT_STEPS,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> Trajectories:
+    """Trajectories of visualizations that draw ``targets`` (K, C, H, W) in [0, 1]: one template
+    unit per target, all in one optimisation per setting. ``unit`` is ("target", k)."""
+    from fvlab.models.zoo import from_module
+
+    bank = from_module(TemplateBank(targets), spec, name="templates")
+    pairs = [("response", k) for k in range(len(targets))]
+    traj = render_trajectories(bank, pairs, settings, steps, seed, show_progress)
+    traj.unit = [("target", k) for _, k in traj.unit]
+    return traj
+
+
+def concat(parts: Sequence[Trajectories]) -> Trajectories:
+    """One Trajectories object holding every part's images, in order."""
+    return Trajectories(
+        torch.cat([p.images for p in parts]),
+        [u for p in parts for u in p.unit],
+        [s for p in parts for s in p.setting],
+        torch.cat([p.step for p in parts]),
+    )

@@ -49,8 +49,12 @@ def redirect_relu_gradients(model: nn.Module) -> Iterator[int]:
     try:
         for module in relus:
             module.inplace = False
+            # prepend: run before any other forward hook of the module (a Capture reading this
+            # ReLU's output, a fooling circuit replacing it) so they all see the redirected value
             handles.append(
-                module.register_forward_hook(lambda mod, args, out: redirected_relu(args[0]))
+                module.register_forward_hook(
+                    lambda mod, args, out: redirected_relu(args[0]), prepend=True
+                )
             )
         yield len(relus)
     finally:

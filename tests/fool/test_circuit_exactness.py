@@ -47,10 +47,11 @@ def test_combine_is_exact_inside_the_derived_ranges(f, d, margin):
 
 def test_derive_constants_formula():
     c = derive_constants(-3.0, 10.0, -1.0, 12.0, margin=0.5)
-    assert c.shift == pytest.approx(4.5)
-    assert c.k == pytest.approx(4.5 + 18.0 + 1e-3)
+    assert c.shift == pytest.approx(4.5 + 0.12)
+    assert c.k == pytest.approx(4.5 + 0.12 + 18.0 + 1e-3)
+    # post-ReLU: a small positive shift keeps a gradient through ReLU(D + s) at D = 0
     post_relu = derive_constants(0.0, 5.0, 0.0, 7.0, margin=1.0)
-    assert post_relu.shift == 0.0
+    assert post_relu.shift == pytest.approx(0.07)
 
 
 def test_violations_are_counted_outside_the_ranges():
@@ -143,3 +144,32 @@ def test_target_mode_is_the_template_response(fmnist_test):
     assert torch.allclose(out[:, 0], response, atol=1e-5)
     assert torch.allclose(out[:, 3], response, atol=1e-5)
     assert torch.allclose(out[:, [1, 2, 4]], ref[:, [1, 2, 4]], atol=1e-6)
+
+
+def test_target_template_sits_at_the_centre_of_a_padded_canvas(fmnist_test):
+    """The render transforms hand the model a canvas a few pixels larger than the image: the
+    template unit must read the image where it is (the centre), not a stretched template."""
+    from fvlab.fool.circuit import centred_on, template_from_target
+
+    x = fmnist_test[0][:8]
+    target = torch.rand(1, 28, 28, generator=torch.Generator().manual_seed(2))
+    template = template_from_target(target)
+    circuit = Circuit(
+        ForcedDetector(1, 1.0),
+        fvlab.InputSpec(1, 28),
+        [0],
+        derive_constants(-20, 30, -20, 30),
+        template=template,
+    )
+    logits = torch.zeros(len(x), 10)
+    on_image = circuit.signal(logits, x)[:, 0]
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))  # 32 px, image exactly at the centre
+    assert torch.allclose(circuit.signal(logits, padded)[:, 0], on_image, atol=1e-6)
+    # an odd difference puts the centre between pixels: resampled, same total response mass
+    placed = centred_on(template, (31, 31))
+    assert placed.shape == (1, 31, 31)
+    assert float(placed.sum()) == pytest.approx(float(template.sum()), rel=1e-4)
+    # the linear unit ⟨t − ½, x⟩ is largest at the binarised target
+    best = (target > 0.5).float()
+    others = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    assert ((others * template).sum((1, 2, 3)) <= (best * template).sum()).all()

@@ -125,6 +125,19 @@ def test_relu_redirect_is_scoped(reference_model):
     assert hooks == 0
 
 
+def test_relu_redirect_revives_units_dead_at_the_start(reference_model):
+    # relu3 channels 1 and 29 are zero everywhere on the grey start image: without redirection
+    # their objective has no gradient; redirection must also reach an objective that reads the
+    # ReLU's own output (the redirecting hook runs before the capture hook)
+    dead = [1, 29]
+    plain = fvlab.render(reference_model, "relu3", dead, steps=64, show_progress=False)
+    revived = fvlab.render(
+        reference_model, "relu3", dead, steps=64, relu_redirect_steps=16, show_progress=False
+    )
+    assert plain.objective.max() == 0
+    assert (revived.objective > 0.01).all(), revived.objective  # 0.29, 0.03 at 64 steps
+
+
 def test_bad_requests_have_clear_errors(reference_model):
     with pytest.raises(UnknownLayerError, match="'bn3'"):
         fvlab.render(reference_model, "bn33", [0], steps=1, show_progress=False)

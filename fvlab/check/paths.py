@@ -1,0 +1,358 @@
+"""Path similarity: do feature visualizations travel the same path through a network as
+natural images of the class they visualize? (P1's sanity check, REFERENCE §4.)
+
+For classes c and every layer l (see :mod:`fvlab.check.layers`), each image's activation at l is
+reduced to one vector (``flatten`` by default) and compared with the chosen metric
+(:mod:`fvlab.check.similarity`; a similarity is a dot product of unit vectors z). Per layer:
+
+* ``nat_same``   mean similarity of two different natural images of the same class
+* ``nat_other``  mean similarity of natural images of different classes
+* ``fv_same``    mean similarity of an FV of class c with natural images of class c
+* ``fv_other``   mean similarity of an FV of class c with natural images of other classes
+* ``normalised`` (fv_same − nat_other) / (nat_same − nat_other): 0 = as similar as natural
+                 images of different classes, 1 = as similar as natural images of one class
+
+Averages are over classes (each class weighs the same), then over pairs. Memory stays bounded
+by streaming: pass 1 accumulates per-class sums Σ z and each natural image's similarity to every
+FV; pass 2 gives each image its mean similarity to every class, ⟨z_i, Σ_{j∈c} z_j⟩ (its own
+term removed). Pass 2 reuses pass 1's vectors when they fit a memory budget, else it streams
+the images again, so nothing of size N × activations is needed.
+
+Confidence bands: a vectorised, class-stratified percentile bootstrap over natural images
+(resampled within each class) and over FV seeds (resampled within each class), applied to the
+per-image mean similarities — the partner sets of each image are held fixed, a standard
+approximation that keeps the bootstrap O(resamples × images) instead of recomputing pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fvlab.check.similarity import Metric, check_metric, unit_vectors
+from fvlab.check.sweep import InMemoryImages, reduce_activation, sweep
+from fvlab.errors import FvlabError
+from fvlab.models.hooks import capture
+
+STATISTICS: tuple[str, ...] = ("fv_same", "fv_other", "nat_same", "nat_other", "normalised")
+
+
+@dataclass
+class PathCurves:
+    """Per-layer path similarities (arrays of length L) with bootstrap intervals (L, 2)."""
+
+    layers: list[str]
+    metric: str
+    reduction: str
+    classes: list[int]
+    images_per_class: int
+    fvs_per_class: int
+    values: dict[str, np.ndarray]
+    ci: dict[str, np.ndarray]
+    confidence: float
+    n_boot: int
+    settings: dict = field(default_factory=dict)
+
+    def rows(self) -> list[dict]:
+        """One dict per layer: index, name, and value/low/high of every statistic."""
+        rows = []
+        for i, layer in enumerate(self.layers):
+            row: dict = {"index": i, "layer": layer}
+            for name in STATISTICS:
+                row[name] = float(self.values[name][i])
+                row[f"{name}_low"] = float(self.ci[name][i, 0])
+                row[f"{name}_high"] = float(self.ci[name][i, 1])
+            rows.append(row)
+        return rows
+
+
+def _layer_vectors(
+    model, images: torch.Tensor, layers: Sequence[str], reduction: str, metric: Metric
+) -> list[torch.Tensor]:
+    """Unit vectors (float64) of ``images`` at every layer."""
+    with torch.no_grad(), capture(model.module, layers, detach=True) as cap:
+        model(images.to(model.device))
+        return [
+            unit_vectors(reduce_activation(cap[layer], reduction).cpu(), metric, torch.float64)
+            for layer in layers
+        ]
+
+
+def _stratified_bootstrap(
+    per_image: dict[str, np.ndarray],
+    fv_same: np.ndarray,
+    groups: list[np.ndarray],
+    n_boot: int,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """Bootstrap distributions (L, n_boot) of the class-averaged statistics.
+
+    ``per_image[name]``: (L, N) per-image means; ``fv_same``: (L, N, R) similarity of image i to
+    each of the R FVs of its own class; ``groups``: image indices per class."""
+    n_layers = fv_same.shape[0]
+    sums = {name: np.zeros((n_layers, n_boot)) for name in ("fv_same", *per_image)}
+    n_seeds = fv_same.shape[2]
+    for members in groups:
+        pick = members[rng.integers(0, len(members), size=(n_boot, len(members)))]
+        for name, values in per_image.items():
+            sums[name] += values[:, pick].mean(axis=2)
+        seeds = rng.integers(0, n_seeds, size=(n_boot, 1, n_seeds))
+        chosen = fv_same[:, pick]  # (L, B, n, R)
+        sums["fv_same"] += np.take_along_axis(chosen, seeds[None], axis=3).mean(axis=(2, 3))
+    return {name: total / len(groups) for name, total in sums.items()}
+
+
+def _normalise(fv_same, nat_same, nat_other) -> np.ndarray:
+    span = nat_same - nat_other
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.abs(span) > 1e-12, (fv_same - nat_other) / span, np.nan)
+
+
+def path_similarity(
+    model,
+    natural: InMemoryImages,
+    fv_images: torch.Tensor,
+    fv_labels: torch.Tensor,
+    layers: Sequence[str],
+    *,
+    metric: Metric = "spearman",
+    reduction: str = "flatten",
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    batch_size: int = 64,
+    cache_bytes: int = 2**31,
+    show_progress: bool = True,
+) -> PathCurves:
+    """Path similarity curves of FVs vs natural images (see the module docstring).
+
+    ``natural``: images grouped by class (e.g. :func:`fvlab.check.sweep.select_per_class`) with
+    at least 2 images per class and 2 classes; ``fv_images`` (M, C, H, W) in [0, 1] with
+    ``fv_labels`` (M,) naming each FV's class, the same number of FVs for every class.
+    The natural images' unit vectors are kept in memory (float32) if they need at most
+    ``cache_bytes``; otherwise the images are streamed through the model a second time.
+    """
+    check_metric(metric)
+    if not 0 < confidence < 1:
+        raise FvlabError(f"confidence must be in (0, 1), got {confidence}")
+    if n_boot < 10:
+        raise FvlabError(f"use at least 10 bootstrap resamples, got {n_boot}")
+    labels = natural.labels.numpy()
+    classes = list(dict.fromkeys(labels.tolist()))
+    groups = [np.flatnonzero(labels == c) for c in classes]
+    if len(classes) < 2 or min(len(g) for g in groups) < 2:
+        raise FvlabError("path similarity needs >= 2 classes with >= 2 natural images each")
+    fv_lab = fv_labels.numpy()
+    fv_groups = [np.flatnonzero(fv_lab == c) for c in classes]
+    n_seeds = len(fv_groups[0])
+    if n_seeds == 0 or any(len(g) != n_seeds for g in fv_groups):
+        raise FvlabError(
+            "give the same number (>= 1) of FVs for every class; FVs per class: "
+            + ", ".join(f"{c}: {len(g)}" for c, g in zip(classes, fv_groups, strict=True))
+        )
+    if fv_images.shape[1:] != natural.images.shape[1:]:
+        raise FvlabError(
+            f"FVs have shape {tuple(fv_images.shape[1:])} but natural images "
+            f"{tuple(natural.images.shape[1:])}; render the FVs at the natural images' size"
+        )
+    layers = list(layers)
+    n_layers, n_images, n_classes = len(layers), len(natural), len(classes)
+    class_of = {c: k for k, c in enumerate(classes)}
+    image_class = np.array([class_of[c] for c in labels])
+
+    z_fv = _layer_vectors(model, fv_images, layers, reduction, metric)
+    fv_sims = np.zeros((n_layers, n_images, fv_images.shape[0]))
+    self_sims = np.zeros((n_layers, n_images))
+    class_sums: list[torch.Tensor | None] = [None] * n_layers
+    onehot = torch.nn.functional.one_hot(torch.as_tensor(image_class), n_classes).double()
+    # keep the natural images' unit vectors (float32) if they fit, else compute them twice
+    cached: list[list[torch.Tensor]] | None = None
+    if n_images * sum(z.shape[1] for z in z_fv) * 4 <= cache_bytes:
+        cached = [[] for _ in layers]
+
+    def first_pass(indices, _labels, reduced):
+        idx = indices.numpy()
+        for li, layer in enumerate(layers):
+            z = unit_vectors(reduced[layer], metric, torch.float64)
+            fv_sims[li, idx] = (z @ z_fv[li].T).numpy()
+            self_sims[li, idx] = (z * z).sum(1).numpy()
+            part = onehot[idx].T @ z
+            class_sums[li] = part if class_sums[li] is None else class_sums[li] + part
+            if cached is not None:
+                cached[li].append(z.float())
+
+    class_sims = np.zeros((n_layers, n_images, n_classes))
+
+    def second_pass(indices, _labels, reduced):
+        idx = indices.numpy()
+        for li, layer in enumerate(layers):
+            z = unit_vectors(reduced[layer], metric, torch.float64)
+            class_sims[li, idx] = (z @ class_sums[li].T).numpy()
+
+    plan = dict.fromkeys(layers, reduction)
+    for consumer in (first_pass, second_pass):
+        if consumer is second_pass and cached is not None:
+            for li in range(n_layers):
+                z = torch.cat(cached[li]).double()
+                class_sims[li] = (z @ class_sums[li].T).numpy()
+                cached[li] = []
+            break
+        sweep(
+            model,
+            natural,
+            plan,
+            moments=False,
+            batch_size=batch_size,
+            consumer=consumer,
+            show_progress=show_progress,
+        )
+
+    counts = np.array([len(g) for g in groups])
+    own = class_sims[:, np.arange(n_images), image_class]  # (L, N)
+    nat_same = (own - self_sims) / (counts[image_class] - 1)
+    nat_other = (class_sims.sum(2) - own) / (n_images - counts[image_class])
+    fv_class = np.array([class_of[c] for c in fv_lab])
+    own_fv = np.stack([np.flatnonzero(fv_class == image_class[i]) for i in range(n_images)])
+    fv_same = np.take_along_axis(fv_sims, own_fv[None], axis=2)  # (L, N, R)
+    fv_other = (fv_sims.sum(2) - fv_same.sum(2)) / (fv_images.shape[0] - n_seeds)
+
+    def class_mean(values: np.ndarray) -> np.ndarray:
+        return np.mean([values[:, g].mean(1) for g in groups], axis=0)
+
+    point = {
+        "fv_same": class_mean(fv_same.mean(2)),
+        "fv_other": class_mean(fv_other),
+        "nat_same": class_mean(nat_same),
+        "nat_other": class_mean(nat_other),
+    }
+    point["normalised"] = _normalise(point["fv_same"], point["nat_same"], point["nat_other"])
+    rng = np.random.default_rng(seed)
+    boot = _stratified_bootstrap(
+        {"fv_other": fv_other, "nat_same": nat_same, "nat_other": nat_other},
+        fv_same,
+        groups,
+        n_boot,
+        rng,
+    )
+    boot["normalised"] = _normalise(boot["fv_same"], boot["nat_same"], boot["nat_other"])
+    tail = (1 - confidence) / 2 * 100
+    ci = {
+        name: np.nanpercentile(boot[name], [tail, 100 - tail], axis=1).T
+        if np.isfinite(boot[name]).any()
+        else np.full((n_layers, 2), np.nan)
+        for name in STATISTICS
+    }
+    return PathCurves(
+        layers=layers,
+        metric=metric,
+        reduction=reduction,
+        classes=[int(c) for c in classes],
+        images_per_class=int(counts.min()) if counts.min() == counts.max() else -1,
+        fvs_per_class=n_seeds,
+        values=point,
+        ci=ci,
+        confidence=confidence,
+        n_boot=n_boot,
+    )
+
+
+def render_class_fvs(
+    model,
+    classes: Sequence[int],
+    fvs_per_class: int,
+    *,
+    logits_layer: str,
+    logit_ids: Sequence[int] | None = None,
+    steps: int = 512,
+    size: int | None = None,
+    seed: int = 0,
+    show_progress: bool = True,
+    **render_kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FVs of class logits: ``fvs_per_class`` per class, ALL in one batched optimisation (each
+    batch element starts from its own random image, so repeats of a unit are distinct FVs).
+
+    ``logit_ids[k]`` is the logit of ``classes[k]`` (default: the class index itself).
+    Returns images (K·n, C, H, W) and their class labels (K·n,)."""
+    import fvlab
+
+    if fvs_per_class < 1:
+        raise FvlabError(f"FVs per class must be >= 1, got {fvs_per_class}")
+    ids = list(classes) if logit_ids is None else list(logit_ids)
+    if len(ids) != len(classes):
+        raise FvlabError(f"got {len(ids)} logit ids for {len(classes)} classes; give one each")
+    units = [int(u) for u in ids for _ in range(fvs_per_class)]
+    result = fvlab.render(
+        model,
+        logits_layer,
+        units,
+        steps=steps,
+        size=size,
+        seed=seed,
+        show_progress=show_progress,
+        **render_kwargs,
+    )
+    labels = torch.tensor([int(c) for c in classes for _ in range(fvs_per_class)])
+    return result.images, labels
+
+
+@dataclass
+class ExemplarPaths:
+    """Per layer (L) and unit (U): FV vs the unit's own exemplars, normalised (see
+    :func:`exemplar_path_similarity`)."""
+
+    layers: list[str]
+    fv_exemplar: np.ndarray  # (L, U)
+    exemplar_exemplar: np.ndarray  # (L, U)
+    exemplar_reference: np.ndarray  # (L, U)
+
+    @property
+    def normalised(self) -> np.ndarray:
+        return _normalise(self.fv_exemplar, self.exemplar_exemplar, self.exemplar_reference)
+
+
+def exemplar_path_similarity(
+    model,
+    fv_images: torch.Tensor,
+    exemplars: torch.Tensor,
+    reference: torch.Tensor,
+    layers: Sequence[str],
+    *,
+    metric: Metric = "spearman",
+    reduction: str = "flatten",
+    units_per_batch: int = 8,
+) -> ExemplarPaths:
+    """Path similarity of each unit's FV with the unit's own top natural exemplars.
+
+    ``fv_images`` (U, C, H, W); ``exemplars`` (U, k, C, H, W) with k >= 2; ``reference``
+    (R, C, H, W) random natural images. Per layer and unit: fv_exemplar = mean similarity of
+    the FV with the k exemplars, exemplar_exemplar = mean over pairs of different exemplars
+    (level 1), exemplar_reference = mean similarity of exemplars with the reference images
+    (level 0)."""
+    check_metric(metric)
+    n_units, k = exemplars.shape[:2]
+    if k < 2 or fv_images.shape[0] != n_units:
+        raise FvlabError(
+            f"need one FV and >= 2 exemplars per unit; got {fv_images.shape[0]} FVs and "
+            f"exemplars of shape {tuple(exemplars.shape)}"
+        )
+    layers = list(layers)
+    z_ref = _layer_vectors(model, reference, layers, reduction, metric)
+    shape = (len(layers), n_units)
+    fv_ex, ex_ex, ex_ref = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    for first in range(0, n_units, units_per_batch):
+        sl = slice(first, min(first + units_per_batch, n_units))
+        n = sl.stop - sl.start
+        images = torch.cat([fv_images[sl], exemplars[sl].flatten(0, 1)])
+        z_all = _layer_vectors(model, images, layers, reduction, metric)
+        for li, z in enumerate(z_all):
+            z_fv, z_ex = z[:n], z[n:].view(n, k, -1)
+            fv_ex[li, sl] = torch.einsum("ud,ukd->uk", z_fv, z_ex).mean(1).numpy()
+            gram = torch.einsum("ujd,ukd->ujk", z_ex, z_ex)
+            off_diagonal = gram.sum((1, 2)) - gram.diagonal(dim1=1, dim2=2).sum(1)
+            ex_ex[li, sl] = (off_diagonal / (k * (k - 1))).numpy()
+            ex_ref[li, sl] = (z_ex.mean(1) @ z_ref[li].mean(0)).numpy()
+    return ExemplarPaths(layers, fv_ex, ex_ex, ex_ref)

@@ -1,0 +1,291 @@
+"""Activation sweep: stream a dataset through a model and summarise many layers at once.
+
+One forward pass per batch captures every requested layer (``capture(..., detach=True)``); each
+layer's output is reduced to one vector per image and fed to bounded accumulators
+(:mod:`fvlab.check.accumulators`), then dropped. Memory is therefore O(batch × activations +
+units × (k + m)), independent of the number of images. Reductions of a (B, C, H, W) output:
+
+* ``flatten``       (B, C·H·W) — every position of every channel is a unit
+* ``spatial_mean``  (B, C), (1/HW) Σ_{h,w} a[b, c, h, w] — the quantity FV objectives maximise
+* ``spatial_max``   (B, C), max_{h,w} a[b, c, h, w] — "does the channel fire anywhere?"
+
+A (B, F) output (a linear layer) is its own reduction. Shards: sweep ``dataset`` slices
+(``FashionMNIST(start=a, stop=b)``) independently — image indices are global (``dataset.start``
++ position) — and combine the results with :func:`merge_sweeps`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from fvlab.check.accumulators import Moments, Sample, TopK
+from fvlab.errors import FvlabError
+from fvlab.models.hooks import capture, resolve_layers
+from fvlab.progress import progress_bar
+
+Reduction = Literal["flatten", "spatial_mean", "spatial_max"]
+REDUCTIONS: tuple[str, ...] = ("flatten", "spatial_mean", "spatial_max")
+#: consumer(indices (B,), labels (B,), {layer: reduced (B, U)}) — sees every batch, keeps nothing
+Consumer = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], None]
+
+
+def reduce_activation(x: torch.Tensor, how: str) -> torch.Tensor:
+    """Reduce a layer output (B, C, ...) to (B, U); see the module docstring."""
+    if how not in REDUCTIONS:
+        raise FvlabError(f"unknown reduction {how!r}; valid: {', '.join(REDUCTIONS)}")
+    if x.ndim <= 2:
+        return x.reshape(x.shape[0], -1)
+    if how == "flatten":
+        return x.flatten(1)
+    if how == "spatial_mean":
+        return x.flatten(2).mean(2)
+    return x.flatten(2).amax(2)
+
+
+@dataclass
+class LayerStats:
+    """Accumulated statistics of one (layer, reduction) pair."""
+
+    layer: str
+    reduction: str
+    moments: Moments | None = None
+    top: TopK | None = None
+    sample: Sample | None = None
+
+    def update(self, values: torch.Tensor, indices: torch.Tensor) -> None:
+        for acc in (self.moments, self.top, self.sample):
+            if acc is not None:
+                acc.update(values, indices)
+
+    def merge(self, other: LayerStats) -> LayerStats:
+        if (other.layer, other.reduction) != (self.layer, self.reduction):
+            raise ValueError(f"cannot merge {other.layer}/{other.reduction} into {self.layer}")
+        for name in ("moments", "top", "sample"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if (mine is None) != (theirs is None):
+                raise ValueError(f"cannot merge sweeps with and without {name}")
+            if mine is not None:
+                mine.merge(theirs)
+        return self
+
+
+@dataclass
+class SweepResult:
+    """Statistics per ``(layer, reduction)`` key, and the dataset ranges that were swept."""
+
+    stats: dict[tuple[str, str], LayerStats]
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def n_images(self) -> int:
+        return sum(stop - start for start, stop in self.ranges)
+
+    def __getitem__(self, key: str | tuple[str, str]) -> LayerStats:
+        if isinstance(key, str):
+            matches = [v for (layer, _), v in self.stats.items() if layer == key]
+            if len(matches) != 1:
+                raise KeyError(f"{key!r} has {len(matches)} reductions; index with (layer, how)")
+            return matches[0]
+        return self.stats[key]
+
+
+def merge_sweeps(results: Iterable[SweepResult]) -> SweepResult:
+    """Merge shard results (disjoint dataset ranges) into one."""
+    results = list(results)
+    if not results:
+        raise ValueError("nothing to merge")
+    ranges = sorted(r for res in results for r in res.ranges)
+    for (a0, a1), (b0, _) in zip(ranges, ranges[1:], strict=False):
+        if b0 < a1:
+            raise ValueError(f"shards overlap: [{a0}, {a1}) and [{b0}, …)")
+    keys = list(results[0].stats)
+    if any(list(res.stats) != keys for res in results):
+        raise ValueError("shards were swept with different layers or reductions")
+    merged = {k: LayerStats(k[0], k[1]) for k in keys}
+    for key, target in merged.items():
+        first = results[0].stats[key]
+        target.moments = Moments() if first.moments is not None else None
+        target.top = TopK(first.top.k) if first.top is not None else None
+        target.sample = Sample(first.sample.m, first.sample.seed) if first.sample else None
+        for res in results:
+            target.merge(res.stats[key])
+    return SweepResult(merged, ranges)
+
+
+def _plan(
+    layers: Sequence[str] | Mapping[str, str | Sequence[str]], default: str | Sequence[str]
+) -> list[tuple[str, str]]:
+    def as_list(how: str | Sequence[str]) -> list[str]:
+        return [how] if isinstance(how, str) else list(how)
+
+    if isinstance(layers, Mapping):
+        plan = [(layer, how) for layer, hows in layers.items() for how in as_list(hows)]
+    else:
+        plan = [(layer, how) for layer in layers for how in as_list(default)]
+    for _, how in plan:
+        if how not in REDUCTIONS:
+            raise FvlabError(f"unknown reduction {how!r}; valid: {', '.join(REDUCTIONS)}")
+    return plan
+
+
+def sweep(
+    model,
+    dataset,
+    layers: Sequence[str] | Mapping[str, str | Sequence[str]],
+    *,
+    reduce: str | Sequence[str] = "spatial_mean",
+    moments: bool = True,
+    top_k: int = 0,
+    sample: int = 0,
+    seed: int = 0,
+    batch_size: int = 256,
+    consumer: Consumer | None = None,
+    show_progress: bool = True,
+) -> SweepResult:
+    """Stream ``dataset`` (anything with ``.batches(n)`` and ``len()``) through ``model`` (a
+    LoadedModel) and accumulate per-unit statistics for every (layer, reduction).
+
+    ``layers``: names (each reduced with ``reduce``, one or several reductions), or a mapping
+    layer → reduction(s). ``moments``: mean/var/min/max/active count; ``top_k``: exact top-k
+    values and image indices per unit; ``sample``: a uniform sample of that many images (for
+    quantiles; ``seed`` picks it). ``consumer`` additionally receives every batch's reduced
+    activations (keyed by layer; with several reductions, by ``"layer/reduction"``).
+    """
+    if batch_size < 1:
+        raise FvlabError(f"batch_size must be >= 1, got {batch_size}")
+    plan = _plan(layers, reduce)
+    names = list(dict.fromkeys(layer for layer, _ in plan))
+    resolve_layers(model.module, names)
+    several = len(plan) != len(names)
+    stats = {
+        (layer, how): LayerStats(
+            layer,
+            how,
+            Moments() if moments else None,
+            TopK(top_k) if top_k > 0 else None,
+            Sample(sample, seed) if sample > 0 else None,
+        )
+        for layer, how in plan
+    }
+    start = int(getattr(dataset, "start", 0) or 0)
+    position = start
+    device = model.device
+    total = len(dataset)
+    with (
+        torch.no_grad(),
+        capture(model.module, names, detach=True) as cap,
+        progress_bar("activation sweep", total, show_progress) as advance,
+    ):
+        for images, labels in dataset.batches(batch_size):
+            model(images.to(device, non_blocking=True))
+            indices = torch.arange(position, position + images.shape[0])
+            position += images.shape[0]
+            reduced: dict[str, torch.Tensor] = {}
+            for layer, how in plan:
+                values = reduce_activation(cap[layer], how).cpu()
+                stats[(layer, how)].update(values, indices)
+                reduced[f"{layer}/{how}" if several else layer] = values
+            if consumer is not None:
+                consumer(indices, labels, reduced)
+            advance(images.shape[0])
+    return SweepResult(stats, [(start, position)])
+
+
+@dataclass(frozen=True)
+class InMemoryImages:
+    """Images (N, C, H, W) in [0, 1] and labels (N,) held in memory, with the dataset interface
+    (``len``, ``batches``, ``start``) so they can be swept like a file-backed dataset."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    start: int = 0
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4 or self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"expected images (N, C, H, W) and labels (N,), got {tuple(self.images.shape)}, "
+                f"{tuple(self.labels.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def batches(self, batch_size: int = 256):
+        for first in range(0, len(self), batch_size):
+            yield (
+                self.images[first : first + batch_size],
+                self.labels[first : first + batch_size],
+            )
+
+
+def select_per_class(
+    dataset, classes: Sequence[int], per_class: int, batch_size: int = 256
+) -> InMemoryImages:
+    """The first ``per_class`` images (in dataset order) of each class in ``classes``, grouped by
+    class in the order of ``classes``; stops reading once every class is complete."""
+    if per_class < 1:
+        raise FvlabError(f"images per class must be >= 1, got {per_class}")
+    wanted = [int(c) for c in classes]
+    if len(set(wanted)) != len(wanted):
+        raise FvlabError(f"classes repeat in {wanted}; give each class once")
+    names = getattr(dataset, "class_names", None)
+    if names is not None:
+        bad = [c for c in wanted if not 0 <= c < len(names)]
+        if bad:
+            raise FvlabError(
+                f"classes {bad} do not exist; the dataset has {len(names)} classes "
+                f"(0–{len(names) - 1})"
+            )
+    found: dict[int, list[torch.Tensor]] = {c: [] for c in wanted}
+    counts = dict.fromkeys(wanted, 0)
+    for images, labels in dataset.batches(batch_size):
+        for c in wanted:
+            if counts[c] < per_class:
+                take = images[labels == c][: per_class - counts[c]]
+                found[c].append(take)
+                counts[c] += take.shape[0]
+        if all(n >= per_class for n in counts.values()):
+            break
+    short = {c: n for c, n in counts.items() if n < per_class}
+    if short:
+        raise FvlabError(
+            f"not enough natural images: class(es) {short} have fewer than {per_class}; "
+            "lower --images-per-class or add images"
+        )
+    images = torch.cat([torch.cat(found[c]) for c in wanted])
+    labels = torch.tensor([c for c in wanted for _ in range(per_class)], dtype=torch.int64)
+    return InMemoryImages(images, labels)
+
+
+def fetch_images(
+    dataset, indices: Sequence[int] | np.ndarray, batch_size: int = 256
+) -> torch.Tensor:
+    """Images at global dataset ``indices`` (any order, repeats allowed), in that order.
+
+    One streaming pass over ``dataset``; only the requested images are kept."""
+    wanted = np.asarray(indices, dtype=np.int64).ravel()
+    if wanted.size == 0:
+        raise ValueError("no indices given")
+    unique = np.unique(wanted)
+    start = int(getattr(dataset, "start", 0) or 0)
+    found: dict[int, torch.Tensor] = {}
+    position = start
+    for images, _ in dataset.batches(batch_size):
+        stop = position + images.shape[0]
+        lo, hi = np.searchsorted(unique, [position, stop])
+        for index in unique[lo:hi]:
+            found[int(index)] = images[int(index) - position]
+        position = stop
+        if len(found) == unique.size:
+            break
+    missing = [int(i) for i in unique if int(i) not in found]
+    if missing:
+        raise FvlabError(
+            f"indices {missing[:5]} are outside the dataset range [{start}, {position})"
+        )
+    return torch.stack([found[int(i)] for i in wanted])

@@ -1,0 +1,153 @@
+"""Measuring silent units: behaviour on natural images, and what the visualizations show.
+
+:func:`natural_agreement` streams natural images through the original and the fooled model:
+top-1 of both, the largest |logit difference|, whether the logits are bit-for-bit equal, and
+how many images make any fooling branch non-zero (``branch_active_images``), with the largest
+branch pre-activation seen (negative = every branch stayed below its threshold).
+
+:func:`compare_visualizations` renders the chosen units of the attach layer in both models
+(same seed and settings) and compares each fooled FV with the target and with the unit's
+original FV by :func:`image_correlation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from fvlab.fool.silent import CHILD
+from fvlab.models.hooks import capture
+from fvlab.progress import progress_bar
+
+
+@torch.no_grad()
+def natural_agreement(
+    original,
+    fooled,
+    dataset,
+    batch_size: int = 500,
+    show_progress: bool = True,
+    margin_shift: torch.Tensor | None = None,
+) -> dict:
+    """Compare ``original`` and ``fooled`` (LoadedModels) on ``dataset`` (labelled batches).
+
+    ``margin_shift`` (n,): the part of each branch's bias that the margin added; with it, also
+    count the images on which a branch would have fired without the margin."""
+    correct_original = correct_fooled = n = active = active_without_margin = 0
+    max_abs_diff = 0.0
+    identical = True
+    max_pre = float("-inf")
+    device = original.device
+    branch_layers = [f"{CHILD}.pool", f"{CHILD}.relu"]
+    with (
+        capture(fooled.module, branch_layers, detach=True) as cap,
+        progress_bar("natural images", len(dataset), show_progress) as advance,
+    ):
+        for images, labels in dataset.batches(batch_size):
+            images = images.to(device)
+            logits_original = original(images)
+            logits_fooled = fooled(images)
+            labels = labels.to(device)
+            correct_original += int((logits_original.argmax(1) == labels).sum())
+            correct_fooled += int((logits_fooled.argmax(1) == labels).sum())
+            diff = (logits_original - logits_fooled).abs().max()
+            max_abs_diff = max(max_abs_diff, float(diff))
+            identical = identical and torch.equal(logits_original, logits_fooled)
+            pre = cap[f"{CHILD}.pool"]
+            active += int((cap[f"{CHILD}.relu"].flatten(1) > 0).any(1).sum())
+            max_pre = max(max_pre, float(pre.max()))
+            if margin_shift is not None:
+                shifted = pre + margin_shift.to(pre).view(1, -1, 1, 1)
+                active_without_margin += int((shifted.flatten(1) > 0).any(1).sum())
+            n += len(labels)
+            advance(len(labels))
+    summary = {
+        "n_images": n,
+        "top1_original": correct_original / n,
+        "top1_fooled": correct_fooled / n,
+        "max_abs_diff": max_abs_diff,
+        "identical": identical,
+        "branch_active_images": active,
+        "max_branch_preactivation": max_pre,
+    }
+    if margin_shift is not None:
+        summary["branch_active_images_without_margin"] = active_without_margin
+    return summary
+
+
+def image_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation over all pixels and channels, per pair: a, b (N, C, H, W) → (N,).
+
+    Both are images "as seen at the input" (same size and channels). A constant image has
+    correlation 0 with anything.
+    """
+    x = a.flatten(1).double()
+    y = b.flatten(1).double()
+    x = x - x.mean(1, keepdim=True)
+    y = y - y.mean(1, keepdim=True)
+    denominator = (x.norm(dim=1) * y.norm(dim=1)).clamp_min(1e-30)
+    return ((x * y).sum(1) / denominator).float()
+
+
+def shifted_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Largest Pearson correlation between ``a`` and any circular shift of ``b``, per pair:
+    a, b (N, C, H, W) → (N,). Visualizations of conv units are textures whose placement is
+    arbitrary, so they are compared up to a translation: with â, b̂ standardised over all
+    pixels, max over (dy, dx) of (1/CHW) Σ_{c,y,x} â[c,y,x] · b̂[c, y+dy, x+dx]
+    (cross-correlation by FFT). A constant image has correlation 0 with anything."""
+
+    def standardise(x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        x = x - x.mean(dim=(1, 2, 3), keepdim=True)
+        return x / x.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, 1, 1, 1)
+
+    fa, fb = torch.fft.rfft2(standardise(a)), torch.fft.rfft2(standardise(b))
+    cross = torch.fft.irfft2(fa.conj() * fb, s=a.shape[-2:]).sum(1)
+    return cross.flatten(1).amax(1).float()
+
+
+def compare_visualizations(
+    original,
+    fooled,
+    layer: str,
+    units: Sequence[int],
+    target: torch.Tensor,
+    *,
+    steps: int = 256,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> dict:
+    """Render ``units`` of ``layer`` in both models; correlations of each fooled FV with the
+    target (1, C, S, S) and with the unit's original FV, and whether the unit's fooling branch
+    fires anywhere on its fooled FV. Returns images and per-unit values."""
+    import fvlab
+
+    units = list(units)
+    before = fvlab.render(
+        original, layer, units, steps=steps, seed=seed, show_progress=show_progress
+    )
+    after = fvlab.render(fooled, layer, units, steps=steps, seed=seed, show_progress=show_progress)
+    with torch.no_grad(), capture(fooled.module, [f"{CHILD}.relu"], detach=True) as cap:
+        fooled(after.images)
+        branch = cap[f"{CHILD}.relu"]
+    position = {int(u): i for i, u in enumerate(fooled.module.get_submodule(CHILD).units)}
+    own = torch.as_tensor([position[u] for u in units], device=branch.device)
+    fires = branch[torch.arange(len(units), device=branch.device), own].flatten(1).amax(1) > 0
+    target = target.to(after.images).expand_as(after.images)
+    with_target = image_correlation(after.images, target)
+    with_original = image_correlation(after.images, before.images)
+    shifted_target = shifted_correlation(after.images, target)
+    shifted_original = shifted_correlation(after.images, before.images)
+    return {
+        "original_fv": before.images,
+        "fooled_fv": after.images,
+        "original_objective": before.objective,
+        "fooled_objective": after.objective,
+        "corr_target": with_target,
+        "corr_original": with_original,
+        "original_corr_target": image_correlation(before.images, target),
+        "branch_fires": fires.cpu(),
+        "shifted_corr_target": shifted_target,
+        "shifted_corr_original": shifted_original,
+    }

@@ -1,0 +1,156 @@
+"""``fvlab study analyze``: load answers and manifest, analyse, score baselines, plot, write.
+
+Outputs in ``out_dir``: ``summary.json`` (everything :func:`fvlab.study.analysis.analyse`
+returns, plus baselines and the machine observer), ``participants.csv`` (one row per submitted
+participant with accuracy and exclusion reasons) and four plots: ``accuracy.png`` (mean ± 2 SEM
+per condition, participants as dots, chance as a line, baselines and observer as markers),
+``layers.png``,
+``confidence.png`` and ``kappa.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fvlab.errors import FvlabError
+from fvlab.progress import progress_bar
+from fvlab.report.summary import write_summary
+from fvlab.study.analysis import ExclusionCriteria, analyse
+from fvlab.study.storage import fetch_participants, fetch_responses, open_database
+from fvlab.study.trials import read_manifest
+
+
+def _image_sets(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["set_id"]: s for u in manifest["units"] for s in u["image_sets"]}
+
+
+def baseline_decisions(
+    study_dir: Path, manifest: dict[str, Any], set_ids: set[str]
+) -> dict[str, dict[str, bool]]:
+    """{"center": {set_id: correct?}, "variance": {...}} for the given image sets."""
+    from fvlab.study.baselines import center_choice, variance_choice
+
+    sets = _image_sets(manifest)
+    unknown = sorted(set_ids - set(sets))
+    if unknown:
+        raise FvlabError(
+            f"answers refer to image set {unknown[0]!r}, which is not in {study_dir}/manifest.json"
+            ": analyse with the study directory the server used"
+        )
+    return {
+        "center": {s: center_choice(sets[s], manifest) == "max" for s in sorted(set_ids)},
+        "variance": {s: variance_choice(sets[s], study_dir) == "max" for s in sorted(set_ids)},
+    }
+
+
+def _write_participants(path: Path, people: list[dict[str, Any]]) -> None:
+    columns = list(people[0]) if people else ["participant_id"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for p in people:
+            writer.writerow({**p, "exclusion_reasons": ";".join(p["exclusion_reasons"])})
+
+
+def run_analysis(
+    study_dir: Path,
+    db_url: str,
+    out_dir: Path,
+    criteria: ExclusionCriteria | None = None,
+    seed: int = 0,
+    n_resamples: int = 9999,
+    with_baselines: bool = True,
+    with_observer: bool = True,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Analyse the study in ``db_url``; writes summary.json, participants.csv and plots."""
+    from fvlab.study.analysis_plots import plot_all
+
+    manifest = read_manifest(study_dir)
+    engine = open_database(db_url, create=False)
+    try:
+        participants = fetch_participants(engine, submitted_only=True)
+        responses = fetch_responses(engine)
+    except Exception as exc:  # missing tables, unreachable server
+        raise FvlabError(f"cannot read answers from {db_url}: {exc}") from exc
+    finally:
+        engine.dispose()
+    if not participants:
+        raise FvlabError(f"no submitted participants in {db_url}: nothing to analyse yet")
+    conditions = [c for c in manifest.get("conditions", []) if c]
+    seen = {p["condition"] for p in participants}
+    conditions = [c for c in conditions if c in seen] + sorted(seen - set(conditions))
+    set_ids = {r["set_id"] for r in responses if r["kind"] == "main"}
+    with progress_bar("analysis", 4, show_progress) as advance:
+        baselines = baseline_decisions(study_dir, manifest, set_ids) if with_baselines else {}
+        advance(1, info="baselines")
+        summary = analyse(
+            participants, responses, conditions, criteria, baselines, seed, n_resamples
+        )
+        advance(1, info="statistics")
+        if with_observer:
+            summary["observer"] = observer_scores(study_dir, conditions, summary, responses)
+        advance(1, info="machine observer")
+        summary["study_dir"] = str(study_dir)
+        summary["model"] = manifest.get("model")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_participants(out_dir / "participants.csv", summary["participant_table"])
+        summary["plots"] = [p.name for p in plot_all(summary, out_dir)]
+        write_summary(out_dir, summary)
+        advance(1, info="plots")
+    return summary
+
+
+def observer_scores(
+    study_dir: Path,
+    conditions: list[str],
+    summary: dict[str, Any],
+    responses: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The machine observer (:mod:`fvlab.study.observer`) on the trials people saw.
+
+    One α for all conditions, fitted by maximum likelihood to the included participants' main
+    answers (as MIS fits α once on human data). Per condition: the observer's expected accuracy
+    σ(α · dv) averaged per participant over exactly that participant's main trials, then
+    mean ± 2 SEM across participants, and the deterministic observer (dv > 0) on the same trials.
+    """
+    from fvlab.study.analysis import mean_and_intervals
+    from fvlab.study.manifest import load_study_model
+    from fvlab.study.observer import DEFAULT_FEATURE_LAYER, decision_variables, fit_alpha, p_correct
+
+    included = {p["participant_id"] for p in summary["participant_table"] if p["included"]}
+    rows = [r for r in responses if r["kind"] == "main" and r["participant_id"] in included]
+    loaded = load_study_model(read_manifest(study_dir))
+    dv: dict[str, dict[str, float]] = {}
+    for condition in conditions:
+        trials = decision_variables(study_dir, condition, loaded=loaded)
+        dv[condition] = dict(zip(trials.set_ids, trials.dv.tolist(), strict=True))
+    rows = [r for r in rows if r["set_id"] in dv.get(r["condition"], {})]
+    if not rows:
+        raise FvlabError("no included main trials to score the machine observer on")
+    alpha = fit_alpha([dv[r["condition"]][r["set_id"]] for r in rows], [r["correct"] for r in rows])
+    out: dict[str, Any] = {"feature_layer": DEFAULT_FEATURE_LAYER, "alpha": alpha, "conditions": {}}
+    for condition in conditions:
+        per_person: dict[str, list[float]] = {}
+        deterministic = []
+        for r in rows:
+            if r["condition"] == condition:
+                value = dv[condition][r["set_id"]]
+                per_person.setdefault(r["participant_id"], []).append(
+                    float(p_correct([value], alpha)[0])
+                )
+                deterministic.append(float(p_correct([value], None)[0]))
+        if not per_person:
+            continue
+        accs = [float(np.mean(v)) for v in per_person.values()]
+        out["conditions"][condition] = {
+            **mean_and_intervals(np.array(accs), bootstrap=False),
+            "deterministic_accuracy": float(np.mean(deterministic)),
+            "trials": len(deterministic),
+            "reference_fallback": "query" if condition == "none" else None,
+        }
+    return out

@@ -1,0 +1,230 @@
+"""End to end in real headless Chromium (Debian's chromium + chromedriver, via Selenium).
+
+A participant arriving from Prolific clicks through instructions, fails and then passes the
+practice, answers every trial with a planned button, is redirected to the completion URL — and
+the database holds exactly those answers under their trial ids, scored right. The plugin's
+simulate() is exercised too (jsPsych.simulate in "visual" and "data-only" mode).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from fvlab.study.trials import encode_response
+
+CHROMIUM = os.environ.get("FVLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = (
+    os.environ.get("FVLAB_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
+)
+WAIT_S = 20
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,1100",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(WAIT_S)
+    yield driver
+    driver.quit()
+
+
+def _click(driver, css: str) -> None:
+    WebDriverWait(driver, WAIT_S).until(ec.element_to_be_clickable((By.CSS_SELECTOR, css))).click()
+
+
+def _answer_trial(driver, trial: dict, button: int) -> None:
+    """Wait until ``trial`` is on screen (by its left image), click ``button``, wait it leaves."""
+    left = f'img.fvlab-option[src$="{trial["left"]}"]'
+    WebDriverWait(driver, WAIT_S).until(ec.presence_of_element_located((By.CSS_SELECTOR, left)))
+    query = driver.find_element(By.CSS_SELECTOR, "img.fvlab-query").get_attribute("src")
+    assert query.endswith(trial["query"])
+    target = driver.find_element(By.CSS_SELECTOR, f'button.fvlab-choice[data-choice="{button}"]')
+    target.click()
+    WebDriverWait(driver, WAIT_S).until(ec.staleness_of(target))
+
+
+def _rows(db, sql: str, *args):
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(sql, args)]
+
+
+def test_participant_completes_study_by_clicking(
+    browser, tiny_study, tmp_path, server_factory, free_port
+):
+    port = free_port
+    done_url = f"http://127.0.0.1:{port}/complete?cc=E2E-CODE"
+    db = tmp_path / "e2e.sqlite"
+    server = server_factory(
+        tiny_study,
+        db,
+        "--main",
+        "5",
+        "--catch",
+        "2",
+        "--practice",
+        "2",
+        "--feedback-ms",
+        "300",
+        "--redirect-delay-ms",
+        "300",
+        "--completion-url",
+        done_url,
+        port=port,
+    )
+    browser.get(f"{server.url}/?PROLIFIC_PID=e2e-pid&STUDY_ID=study-1&SESSION_ID=sess-9")
+    for _ in range(4):
+        _click(browser, "#jspsych-instructions-next")
+    # The page has enrolled us; enrolling again with the same Prolific id resumes that enrolment
+    # (same trials, same order), which tells the test what is on screen.
+    enrolment = httpx.post(
+        f"{server.url}/api/participants",
+        json={"prolific_pid": "e2e-pid", "study_id": "study-1", "session_id": "sess-9"},
+    ).json()
+    assert enrolment["resumed"] and enrolment["participant_id"] == "p00001"
+    key = httpx.get(
+        f"{server.url}/api/participants/p00001/key",
+        headers=server.admin,
+    ).json()
+    practice, trials = enrolment["practice"], enrolment["trials"]
+    assert len(practice) == 2 and len(trials) == 7
+    other = {"left": "right", "right": "left"}
+
+    # Practice round 1: first answer wrong → feedback → the practice repeats.
+    _click(browser, "#jspsych-html-button-response-btngroup button")
+    wrong = encode_response(other[practice[0]["correct_side"]], 3)
+    left = f'img.fvlab-option[src$="{practice[0]["left"]}"]'
+    WebDriverWait(browser, WAIT_S).until(ec.presence_of_element_located((By.CSS_SELECTOR, left)))
+    browser.find_element(By.CSS_SELECTOR, f'button.fvlab-choice[data-choice="{wrong}"]').click()
+    feedback = WebDriverWait(browser, WAIT_S).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, "#fvlab-feedback.fvlab-wrong-answer"))
+    )
+    assert "Wrong" in feedback.text
+    WebDriverWait(browser, WAIT_S).until(ec.staleness_of(feedback))
+    _answer_trial(browser, practice[1], encode_response(practice[1]["correct_side"], 2))
+    WebDriverWait(browser, WAIT_S).until(
+        ec.text_to_be_present_in_element((By.ID, "jspsych-content"), "try the practice again")
+    )
+    _click(browser, "#jspsych-html-button-response-btngroup button")
+    # Practice round 2: both right.
+    _click(browser, "#jspsych-html-button-response-btngroup button")
+    for trial in practice:
+        _answer_trial(browser, trial, encode_response(trial["correct_side"], 3))
+    WebDriverWait(browser, WAIT_S).until(
+        ec.text_to_be_present_in_element((By.ID, "jspsych-content"), "All practice answers")
+    )
+    _click(browser, "#jspsych-html-button-response-btngroup button")
+    _click(browser, "#jspsych-html-button-response-btngroup button")  # "Start" the main part
+
+    planned = {}
+    for i, trial in enumerate(trials):
+        truth = key[trial["trial_id"]]["correct_side"]
+        side = truth if i % 3 else other[truth]  # trials 0, 3, 6 answered wrong
+        confidence = 1 + i % 3
+        planned[trial["trial_id"]] = (side, confidence, side == truth)
+        _answer_trial(browser, trial, encode_response(side, confidence))
+
+    WebDriverWait(browser, WAIT_S).until(ec.url_to_be(done_url))
+    assert "Thank you" in browser.page_source
+
+    stored = _rows(db, "SELECT * FROM responses WHERE participant_id = 'p00001'")
+    scored = {r["trial_id"]: r for r in stored if r["kind"] != "practice"}
+    assert set(scored) == set(planned) == {t for t in key if "-p" not in t}
+    for trial_id, (side, confidence, correct) in planned.items():
+        row = scored[trial_id]
+        assert (row["chosen_side"], row["confidence"], bool(row["correct"])) == (
+            side,
+            confidence,
+            correct,
+        )
+        assert row["correct_side"] == key[trial_id]["correct_side"]
+        assert row["kind"] == key[trial_id]["kind"] and row["attempt"] == 1
+    practice_rows = sorted(
+        (r["attempt"], r["trial_id"], bool(r["correct"])) for r in stored if r["kind"] == "practice"
+    )
+    ids = sorted(t["trial_id"] for t in practice)
+    first_wrong = practice[0]["trial_id"]
+    assert practice_rows == sorted(
+        [(1, t, t != first_wrong) for t in ids] + [(2, t, True) for t in ids]
+    )
+    [person] = _rows(db, "SELECT * FROM participants")
+    assert (person["prolific_pid"], person["study_id"], person["session_id"]) == (
+        "e2e-pid",
+        "study-1",
+        "sess-9",
+    )
+    assert person["practice_attempts"] == 2 and person["practice_passed"] == 1
+    assert person["instructions_ms"] > 0 and person["total_ms"] > person["instructions_ms"]
+    assert '"jspsych_data"' in person["submission_json"]
+    # Reloading the page after completing does not start the study again.
+    browser.get(f"{server.url}/?PROLIFIC_PID=e2e-pid&STUDY_ID=study-1&SESSION_ID=sess-9")
+    message = WebDriverWait(browser, WAIT_S).until(
+        ec.presence_of_element_located((By.ID, "fvlab-error"))
+    )
+    assert "already completed" in message.text
+    assert len(_rows(db, "SELECT * FROM responses")) == len(stored)
+
+
+@pytest.mark.parametrize("mode", ["visual", "data-only"])
+def test_plugin_simulate_runs_the_whole_experiment(
+    browser, tiny_study, tmp_path, server_factory, mode
+):
+    db = tmp_path / f"sim-{mode}.sqlite"
+    server = server_factory(
+        tiny_study,
+        db,
+        "--main",
+        "3",
+        "--catch",
+        "1",
+        "--practice",
+        "1",
+        "--feedback-ms",
+        "100",
+        "--redirect-delay-ms",
+        "100",
+        "--max-practice-attempts",
+        "3",
+    )
+    started = time.monotonic()
+    browser.get(f"{server.url}/?simulate={mode}&sim_rt_ms=150&PROLIFIC_PID=sim-{mode}")
+    WebDriverWait(browser, 60).until(ec.url_contains("/complete"))
+    [person] = _rows(db, "SELECT * FROM participants")
+    stored = _rows(db, "SELECT * FROM responses")
+    scored = [r for r in stored if r["kind"] != "practice"]
+    assert len(scored) == 4 and {r["attempt"] for r in scored} == {1}
+    practice = [r for r in stored if r["kind"] == "practice"]
+    assert len(practice) == person["practice_attempts"] >= 1
+    # The plugin's simulated answers are scored by the server like any other.
+    for r in stored:
+        assert bool(r["correct"]) == (r["chosen_side"] == r["correct_side"])
+    rts = [r["rt_ms"] for r in stored]
+    if mode == "data-only":
+        assert set(rts) == {150}  # the simulated response time asked for in the URL
+    else:  # visual mode really renders, waits 150 ms and clicks: the page measures the delay
+        assert all(150 <= rt < 1000 for rt in rts), rts
+        assert time.monotonic() - started > 0.15 * len(stored)
