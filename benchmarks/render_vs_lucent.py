@@ -61,11 +61,22 @@ def channel_objective(model, layer, units, images):
     return act[torch.arange(len(units)), torch.as_tensor(units)]
 
 
+def reinitialise(module) -> None:
+    """He-normal conv/linear weights (seeded): torchvision's own random init (std 0.01) leaves
+    deep activations at ~1e-6, where both libraries' objectives are noise."""
+    torch.manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+
+
 def run(name, size, layer, single_units, batch_units, steps, sizes):
     import fvlab
     from fvlab.fv.transforms import AffineJitterConfig, FusedAffineJitter
 
     model = fvlab.load(name)
+    if name.startswith("torchvision:"):
+        reinitialise(model.module)
     for p in model.module.parameters():  # lucent needs nothing else; fvlab never asks for them
         p.requires_grad_(True)
     channels = model.spec.channels
@@ -134,15 +145,15 @@ def run(name, size, layer, single_units, batch_units, steps, sizes):
     print(
         f"objective ratio fvlab / lucent:          "
         f"{float(fv_obj.mean() / lucent_obj.mean()):6.3f}  (target >= 0.95; per unit "
-        f"fvlab {[round(v, 2) for v in fv_obj.tolist()]}, lucent "
-        f"{[round(v, 2) for v in lucent_obj.tolist()]})"
+        f"fvlab {[float(f'{v:.3g}') for v in fv_obj.tolist()]}, lucent "
+        f"{[float(f'{v:.3g}') for v in lucent_obj.tolist()]})"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--googlenet-steps", type=int, default=128)
+    parser.add_argument("--googlenet-steps", type=int, default=512)
     parser.add_argument("--fmnist-steps", type=int, default=512)
     parser.add_argument("--single-units", type=int, default=4)
     parser.add_argument("--batch-units", type=int, default=16)
