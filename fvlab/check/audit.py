@@ -7,10 +7,11 @@ For every unit u (channel spatial mean, or a linear layer's output) the audit me
               natural image. An FV usually exceeds the natural maximum a few times; a branch
               that never fires on natural data but dominates the FV (silent units) drives it
               far beyond that.
-* ``jump``    the largest discontinuity of u's response along the pixel paths from u's top
-              natural exemplar to its FV and to earlier states of the FV's optimisation (a
-              gate may judge the final image natural but not the path there;
-              :mod:`fvlab.check.interpolation`), divided by the natural range max − min.
+* ``jump``    the largest discontinuity of u's activation map (‖Δmap‖∞) along the pixel paths
+              from u's top natural exemplar to its FV and to earlier states of the FV's
+              optimisation (a gate may judge the final image natural but not the path there;
+              :mod:`fvlab.check.interpolation`), divided by the natural range of one position
+              of the map (max over images of the spatial max − min of the spatial min).
               Continuous networks give ≈ 0 (a ReLU network's response changes by slope ×
               interval width); a hard gate (a fooling circuit) keeps a finite jump however
               fine the bisection.
@@ -134,6 +135,8 @@ def audit(
     top_k: int = 5,
     n_reference: int = 32,
     snapshot_steps: Sequence[int] = (4, 16, 64),
+    path_exemplars: int = 3,
+    relu_redirect_steps: int = 16,
     path_layers: Sequence[str] | None = None,
     metric: str = "spearman",
     thresholds: AuditThresholds | None = None,
@@ -148,14 +151,20 @@ def audit(
     moments and top-``top_k`` exemplars; spatial max: active fraction; a random sample of
     ``n_reference`` images); (2) one batched render of every unit (``steps`` updates,
     ``render_kwargs`` passed on to :func:`fvlab.render`), keeping the images after
-    ``snapshot_steps`` updates too; (3) response paths from each unit's top exemplar to its
-    final FV and to each snapshot, with bisected jumps; (4) exemplar path similarity;
-    (5) scores and flags."""
+    ``snapshot_steps`` updates too, with lucid's ReLU-gradient redirection for the first
+    ``relu_redirect_steps`` updates so that a unit dead on the start image still gets a
+    visualization (and a hidden branch behind it a chance to show); (3) response paths from
+    each of the unit's top ``path_exemplars`` exemplars to its final FV and to each snapshot,
+    with bisected jumps (several exemplars: a gate may misroute the most extreme natural image,
+    and a path whose two ends it routes alike has nothing to jump); (4) exemplar path
+    similarity; (5) scores and flags."""
     import fvlab
 
     thresholds = thresholds or AuditThresholds()
     if top_k < 2:
         raise FvlabError(f"top_k must be >= 2 (exemplar pairs are compared), got {top_k}")
+    if not 1 <= path_exemplars <= top_k:
+        raise FvlabError(f"path_exemplars must be in 1…top_k ({top_k}), got {path_exemplars}")
     n_units = _layer_units(model, layer)
     unit_ids = list(range(n_units)) if units is None else [int(u) for u in units]
     bad = [u for u in unit_ids if not 0 <= u < n_units]
@@ -168,7 +177,7 @@ def audit(
     natural = sweep(
         model,
         dataset,
-        {layer: ["spatial_mean", "spatial_max"]},
+        {layer: ["spatial_mean", "spatial_max", "spatial_min"]},
         top_k=top_k,
         sample=n_reference,
         seed=seed,
@@ -177,10 +186,13 @@ def audit(
     )
     mean_stats = natural[(layer, "spatial_mean")]
     max_stats = natural[(layer, "spatial_max")]
+    min_stats = natural[(layer, "spatial_min")]
     ids = np.asarray(unit_ids)
     nat_mean, nat_max = mean_stats.moments.mean[ids], mean_stats.moments.max[ids]
     nat_min, nat_std = mean_stats.moments.min[ids], mean_stats.moments.std[ids]
     active = max_stats.moments.active_fraction[ids]
+    # the natural range of one position of the unit's map: the scale of a jump of the map
+    position_range = max_stats.moments.max[ids] - min_stats.moments.min[ids]
     exemplar_index = mean_stats.top.indices[ids]  # (U, k)
 
     render = fvlab.render(
@@ -190,6 +202,7 @@ def audit(
         steps=steps,
         seed=seed,
         thresholds=[t for t in snapshot_steps if t < steps] + [steps],
+        relu_redirect_steps=relu_redirect_steps,
         show_progress=show_progress,
         **render_kwargs,
     )
@@ -210,18 +223,20 @@ def audit(
     reference = fetched[exemplar_index.size :]
 
     with progress_bar("audit: paths", 2, show_progress) as advance:
-        n_ends = len(endpoints)
+        # one path per (exemplar rank e, endpoint j, unit u), ordered e-major then j then u
+        n_units, n_ends = len(unit_ids), len(endpoints)
+        starts = exemplars[:, :path_exemplars].transpose(0, 1)  # (E, U, C, H, W)
         response = response_path(
             model,
             layer,
-            unit_ids * n_ends,
-            exemplars[:, 0].repeat(n_ends, 1, 1, 1),
-            torch.cat(endpoints),
+            unit_ids * (n_ends * path_exemplars),
+            starts.repeat_interleave(n_ends, dim=0).flatten(0, 1),
+            torch.cat(endpoints).repeat(path_exemplars, 1, 1, 1),
             batch_size=batch_size,
         )
-        jumps = response.jump.view(n_ends, len(unit_ids))
+        jumps = response.jump.view(path_exemplars * n_ends, n_units)
         worst = jumps.argmax(0)
-        pick = worst * len(unit_ids) + torch.arange(len(unit_ids))
+        pick = worst * n_units + torch.arange(n_units)
         advance(1)
         layers = _path_layers(model, layer, path_layers)
         paths = exemplar_path_similarity(
@@ -231,7 +246,7 @@ def audit(
 
     spread = np.maximum(nat_max - nat_mean, 1e-12)
     excess = (fv_act - nat_mean) / spread
-    jump = jumps.amax(0).numpy() / np.maximum(nat_max - nat_min, 1e-12)
+    jump = jumps.amax(0).numpy() / np.maximum(position_range, 1e-12)
     score, flags = score_units(excess, jump, active, thresholds)
     normalised = paths.normalised
     rows = []
@@ -244,7 +259,8 @@ def audit(
                 "excess": float(excess[i]),
                 "jump": float(jump[i]),
                 "jump_at": float(response.jump_at[pick[i]]),
-                "jump_endpoint_step": int(endpoint_steps[worst[i]]),
+                "jump_endpoint_step": int(endpoint_steps[int(worst[i]) % n_ends]),
+                "jump_exemplar_rank": int(worst[i]) // n_ends + 1,
                 "active_fraction": float(active[i]),
                 "path_at_layer": float(normalised[-1, i]),
                 "path_mean": float(np.nanmean(normalised[:, i])),
@@ -266,6 +282,8 @@ def audit(
         "natural_images": natural.n_images,
         "thresholds": asdict(thresholds),
         "bisection_width": response.width,
+        "path_exemplars": path_exemplars,
+        "relu_redirect_steps": relu_redirect_steps,
         "path_endpoints": endpoint_steps,
     }
     return AuditResult(model.name, layer, rows, layers, settings, fv_images, exemplars[:, 0])

@@ -1,16 +1,19 @@
 """A unit's response along the straight pixel-space path from a natural image to its FV.
 
-x(t) = (1 − t)·x_natural + t·x_fv, t ∈ [0, 1]; r(t) = the unit's activation (channel spatial
-mean, or a linear layer's output) at x(t). A network built from convolutions, eval-mode
-BatchNorm, ReLUs, pooling and linear layers is continuous in its input, so r is continuous: the
-change of r over an interval of width w shrinks to 0 as w → 0. A hard gate (a classifier that
-switches a unit between two computations, P1's fooling circuit) makes r jump.
+x(t) = (1 − t)·x_natural + t·x_fv, t ∈ [0, 1]; m(t) = the unit's activation map at x(t) (its
+channel, every position; a linear layer's output is a map of one value) and r(t) its spatial
+mean. A network built from convolutions, eval-mode BatchNorm, ReLUs, pooling and linear layers
+is continuous in its input, so m is continuous: the change ‖m(t′) − m(t)‖∞ over an interval of
+width w shrinks to 0 as w → 0. A hard gate (a classifier that switches a unit between two
+computations, P1's fooling circuit) makes m jump — at every position where the two computations
+differ, even where their spatial means happen to agree, which is why jumps are measured on the
+map and not on r.
 
-:func:`response_path` evaluates r on a grid; :func:`largest_jump` then bisects the ``candidates``
-intervals with the largest changes, each step keeping the half with the larger change. After
-``bisections`` steps the interval is 2^-bisections of a grid cell wide: a continuous r has
-changed by ≈ slope × width there, a jump keeps its full height. All units are handled in one
-batch per step (one forward pass of units × candidates images).
+:func:`response_path` evaluates m on a grid, then bisects the ``candidates`` intervals with the
+largest changes, each step keeping the half with the larger change. After ``bisections`` steps
+the interval is 2^-bisections of a grid cell wide: a continuous m has changed by ≈ slope × width
+there, a jump keeps its full height. All units are handled in one batch per step (one forward
+pass of units × candidates images).
 """
 
 from __future__ import annotations
@@ -20,22 +23,23 @@ from dataclasses import dataclass
 
 import torch
 
-from fvlab.check.sweep import reduce_activation
 from fvlab.models.hooks import capture
 
 
-def unit_response(
+def unit_maps(
     model, layer: str, units: torch.Tensor, images: torch.Tensor, batch_size: int = 256
 ) -> torch.Tensor:
-    """Activation of ``units[i]`` (channel spatial mean) on ``images[i]``; shape (N,)."""
+    """Activation map of ``units[i]`` on ``images[i]``, flattened: (N, H·W), or (N, 1) for a
+    linear layer."""
     out = []
     with torch.no_grad(), capture(model.module, [layer], detach=True) as cap:
         for first in range(0, images.shape[0], batch_size):
             chunk = images[first : first + batch_size].to(model.device)
             model(chunk)
-            acts = reduce_activation(cap[layer], "spatial_mean").cpu()
-            ids = units[first : first + batch_size].view(-1, 1)
-            out.append(acts.gather(1, ids).squeeze(1))
+            acts = cap[layer]
+            acts = acts.flatten(2) if acts.ndim > 2 else acts.reshape(acts.shape[0], -1, 1)
+            ids = units[first : first + batch_size].to(acts.device)
+            out.append(acts[torch.arange(len(ids), device=acts.device), ids].cpu())
     return torch.cat(out).to(torch.float64)
 
 
@@ -47,7 +51,8 @@ def _mix(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tenso
 
 @dataclass
 class PathResponse:
-    """r on the grid (U, G), the largest bisected jump per unit and where it is (U,)."""
+    """r (the spatial mean) on the grid (U, G), the largest bisected jump of the map per unit
+    (‖Δm‖∞, same units as the activations) and where it is (U,)."""
 
     t: torch.Tensor
     response: torch.Tensor
@@ -80,7 +85,8 @@ def response_path(
     bisections: int = 12,
     batch_size: int = 256,
 ) -> PathResponse:
-    """Response of ``units[i]`` along start[i] → end[i], and its largest jump (module docstring)."""
+    """Response of ``units[i]`` along start[i] → end[i], and the largest jump of its map
+    (module docstring)."""
     units = torch.as_tensor(list(units) if not isinstance(units, torch.Tensor) else units)
     units = units.to(torch.int64)
     n = units.shape[0]
@@ -94,28 +100,32 @@ def response_path(
     t = torch.linspace(0, 1, grid, dtype=torch.float64)
     rows = torch.arange(n).repeat_interleave(grid)
     ts = t.repeat(n)
-    response = unit_response(
-        model, layer, units[rows], _mix(start[rows], end[rows], ts), batch_size
-    ).view(n, grid)
+    maps = unit_maps(model, layer, units[rows], _mix(start[rows], end[rows], ts), batch_size)
+    maps = maps.view(n, grid, -1)
+    response = maps.mean(2)
     m = min(candidates, grid - 1)
-    steps = response.diff(dim=1).abs()
+    steps = maps.diff(dim=1).abs().amax(2)  # (n, grid − 1): ‖Δm‖∞ per grid interval
     top = steps.topk(m, dim=1).indices  # (n, m) interval indices
     lo = t[top].reshape(-1)
     hi = t[top + 1].reshape(-1)
-    r_lo = response.gather(1, top).reshape(-1)
-    r_hi = response.gather(1, top + 1).reshape(-1)
     owner = torch.arange(n).repeat_interleave(m)
+    m_lo = maps[owner, top.reshape(-1)]
+    m_hi = maps[owner, top.reshape(-1) + 1]
+
+    def change(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs().amax(1)
+
     for _ in range(bisections):
         mid = (lo + hi) / 2
-        r_mid = unit_response(
+        m_mid = unit_maps(
             model, layer, units[owner], _mix(start[owner], end[owner], mid), batch_size
         )
-        left = (r_mid - r_lo).abs() >= (r_hi - r_mid).abs()
+        left = change(m_mid, m_lo) >= change(m_hi, m_mid)
         hi = torch.where(left, mid, hi)
-        r_hi = torch.where(left, r_mid, r_hi)
+        m_hi = torch.where(left.view(-1, 1), m_mid, m_hi)
         lo = torch.where(left, lo, mid)
-        r_lo = torch.where(left, r_lo, r_mid)
-    jumps = (r_hi - r_lo).abs().view(n, m)
+        m_lo = torch.where(left.view(-1, 1), m_lo, m_mid)
+    jumps = change(m_hi, m_lo).view(n, m)
     best = jumps.argmax(dim=1)
     where = ((lo + hi) / 2).view(n, m).gather(1, best.view(-1, 1)).squeeze(1)
     return PathResponse(

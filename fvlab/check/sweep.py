@@ -8,6 +8,7 @@ units × (k + m)), independent of the number of images. Reductions of a (B, C, H
 * ``flatten``       (B, C·H·W) — every position of every channel is a unit
 * ``spatial_mean``  (B, C), (1/HW) Σ_{h,w} a[b, c, h, w] — the quantity FV objectives maximise
 * ``spatial_max``   (B, C), max_{h,w} a[b, c, h, w] — "does the channel fire anywhere?"
+* ``spatial_min``   (B, C), min_{h,w} a[b, c, h, w]
 
 A (B, F) output (a linear layer) is its own reduction. Shards: sweep ``dataset`` slices
 (``FashionMNIST(start=a, stop=b)``) independently — image indices are global (``dataset.start``
@@ -28,8 +29,8 @@ from fvlab.errors import FvlabError
 from fvlab.models.hooks import capture, resolve_layers
 from fvlab.progress import progress_bar
 
-Reduction = Literal["flatten", "spatial_mean", "spatial_max"]
-REDUCTIONS: tuple[str, ...] = ("flatten", "spatial_mean", "spatial_max")
+Reduction = Literal["flatten", "spatial_mean", "spatial_max", "spatial_min"]
+REDUCTIONS: tuple[str, ...] = ("flatten", "spatial_mean", "spatial_max", "spatial_min")
 #: consumer(indices (B,), labels (B,), {layer: reduced (B, U)}) — sees every batch, keeps nothing
 Consumer = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], None]
 
@@ -44,6 +45,8 @@ def reduce_activation(x: torch.Tensor, how: str) -> torch.Tensor:
         return x.flatten(1)
     if how == "spatial_mean":
         return x.flatten(2).mean(2)
+    if how == "spatial_min":
+        return x.flatten(2).amin(2)
     return x.flatten(2).amax(2)
 
 

@@ -34,6 +34,12 @@ def audit(
         int, typer.Option(min=1, help="Render updates (all units in one batch).")
     ] = 256,
     top_k: Annotated[int, typer.Option(min=2, help="Top natural exemplars per unit.")] = 5,
+    relu_redirect: Annotated[
+        int,
+        typer.Option(
+            min=0, help="ReLU-gradient redirection for the first N updates of the render (0 = off)."
+        ),
+    ] = 16,
     metric: Annotated[str, typer.Option(help="Path similarity: spearman | pearson | cosine.")] = (
         "spearman"
     ),
@@ -82,6 +88,7 @@ def audit(
         units=parse_int_list(units) if units else None,
         steps=steps,
         top_k=top_k,
+        relu_redirect_steps=relu_redirect,
         metric=metric,
         thresholds=thresholds,
         seed=seed,

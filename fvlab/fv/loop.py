@@ -1,9 +1,9 @@
 """The render loop: optimise a parameterized image batch to maximise an objective.
 
 Per step: image = param() → transforms (drawn per element) → channels-last layout → model
-(forward stops as soon as the objective's layers have run) → loss = −Σ_b objective_b → gradients for the image parameters only
-(never for the model's weights) → optimiser step. No value is copied to the host inside the loop
-unless a progress bar or a callback asks for it.
+(forward stops as soon as the objective's layers have run) → loss = −Σ_b objective_b →
+gradients for the image parameters only (never for the model's weights) → optimiser step. No
+value is copied to the host inside the loop unless a progress bar or a callback asks for it.
 """
 
 from __future__ import annotations
