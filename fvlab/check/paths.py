@@ -26,6 +26,7 @@ approximation that keeps the bootstrap O(resamples × images) instead of recompu
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -239,12 +240,14 @@ def path_similarity(
     )
     boot["normalised"] = _normalise(boot["fv_same"], boot["nat_same"], boot["nat_other"])
     tail = (1 - confidence) / 2 * 100
-    ci = {
-        name: np.nanpercentile(boot[name], [tail, 100 - tail], axis=1).T
-        if np.isfinite(boot[name]).any()
-        else np.full((n_layers, 2), np.nan)
-        for name in STATISTICS
-    }
+    with warnings.catch_warnings():  # a layer where a statistic is undefined gets a NaN band
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = {
+            name: np.nanpercentile(boot[name], [tail, 100 - tail], axis=1).T
+            if np.isfinite(boot[name]).any()
+            else np.full((n_layers, 2), np.nan)
+            for name in STATISTICS
+        }
     return PathCurves(
         layers=layers,
         metric=metric,

@@ -14,8 +14,6 @@ from fvlab.cli.common import (
     QuietOpt,
     SeedOpt,
     WeightsOpt,
-    parse_int_list,
-    write_summary,
 )
 
 
@@ -66,53 +64,36 @@ def audit(
 
     Works on saved (e.g. fooled) models: fvlab audit --model out/fooled --layer relu3 ...
     """
-    import fvlab
-    from fvlab.check.audit import AuditThresholds
-    from fvlab.check.audit import audit as run_audit
-    from fvlab.check.report import write_audit_html, write_csv
-    from fvlab.check.similarity import check_metric
-    from fvlab.cli.check_paths import natural_dataset
-    from fvlab.models.hooks import resolve_layers
+    from fvlab.check.jobs import run_audit
 
-    check_metric(metric)
-    loaded = fvlab.load(model, weights, device=device)
-    resolve_layers(loaded.module, [layer])
-    dataset = natural_dataset(loaded, data, split, size)
-    if images is not None and images < len(dataset):
-        dataset = type(dataset)(**{**_fields(dataset), "stop": images})
-    thresholds = AuditThresholds(excess_threshold, jump_threshold, silent_threshold)
     result = run_audit(
-        loaded,
-        layer,
-        dataset,
-        units=parse_int_list(units) if units else None,
+        out=out,
+        layer=layer,
+        model=model,
+        weights=weights,
+        units=units,
+        data=data,
+        split=split,
+        images=images,
         steps=steps,
         top_k=top_k,
-        relu_redirect_steps=relu_redirect,
+        relu_redirect=relu_redirect,
         metric=metric,
-        thresholds=thresholds,
-        seed=seed,
-        batch_size=batch_size,
-        show_progress=not quiet,
         size=size,
+        excess_threshold=excess_threshold,
+        jump_threshold=jump_threshold,
+        silent_threshold=silent_threshold,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        show_progress=not quiet,
     )
-    out.mkdir(parents=True, exist_ok=True)
-    columns = [k for k in result.rows[0] if k != "top_exemplars"] + ["top_exemplars"]
-    write_csv(out / "audit.csv", [{k: row[k] for k in columns} for row in result.rows])
-    write_audit_html(result, out / "audit.html")
-    summary = result.summary()
-    path = write_summary(out, summary)
     if not quiet:
+        summary = result.summary()
         print(
             f"{summary['flagged']} of {summary['units']} units flagged "
-            f"{summary['flag_counts']}; {out / 'audit.html'}; {path}"
+            f"{summary['flag_counts']}; {out / 'audit.html'}; {out / 'summary.json'}"
         )
-
-
-def _fields(dataset) -> dict:
-    from dataclasses import fields
-
-    return {f.name: getattr(dataset, f.name) for f in fields(dataset) if f.init}
 
 
 def register(app: typer.Typer) -> None:

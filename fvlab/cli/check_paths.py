@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,28 +14,7 @@ from fvlab.cli.common import (
     QuietOpt,
     SeedOpt,
     WeightsOpt,
-    parse_int_list,
-    write_summary,
 )
-
-
-def natural_dataset(loaded, data: Path | None, split: str, size: int | None):
-    """The natural images for ``loaded``: a folder (at ``size`` px if given) or Fashion-MNIST."""
-    from fvlab.cli.common import open_dataset
-    from fvlab.data.folders import ImageFolder
-    from fvlab.errors import FvlabError
-
-    if split not in ("test", "train"):
-        raise FvlabError(f"--split must be 'test' or 'train', got {split!r}")
-    if size is not None and data is not None and data.is_dir():
-        return ImageFolder(data, size=size, channels=loaded.spec.channels)
-    dataset = open_dataset(loaded, data, split)
-    if size is not None and size != loaded.spec.size:
-        raise FvlabError(
-            f"--size {size} differs from the model's native {loaded.spec.size} px; Fashion-MNIST "
-            "images are 28 px, so --size needs an image folder (--data ROOT)"
-        )
-    return dataset
 
 
 def check_paths(
@@ -86,72 +64,35 @@ def check_paths(
     validation set in class folders, --size, and --logits when folder order differs from the
     model's logit order (see docs/check.md).
     """
-    import fvlab
-    from fvlab.check.layers import choose_layers, forward_order
-    from fvlab.check.paths import path_similarity, render_class_fvs
-    from fvlab.check.report import paths_summary, plot_paths, write_csv
-    from fvlab.check.similarity import check_metric
-    from fvlab.check.sweep import REDUCTIONS, select_per_class
-    from fvlab.errors import FvlabError
-    from fvlab.report.images import save_grid
+    from fvlab.check.jobs import run_paths
 
-    check_metric(metric)
-    if reduce not in REDUCTIONS:
-        raise FvlabError(f"--reduce must be one of {', '.join(REDUCTIONS)}, not {reduce!r}")
-    loaded = fvlab.load(model, weights, device=device)
-    class_ids = parse_int_list(classes, "classes")
-    logit_ids = parse_int_list(logits, "logits") if logits else None
-    dataset = natural_dataset(loaded, data, split, size)
-    layer_list = choose_layers(loaded, layers, size)
-    head = logits_layer or forward_order(loaded, size)[-1]
-    natural = select_per_class(dataset, class_ids, images_per_class, batch_size)
-    fvs, fv_labels = render_class_fvs(
-        loaded,
-        class_ids,
-        fv_seeds,
-        logits_layer=head,
-        logit_ids=logit_ids,
-        steps=steps,
-        size=natural.images.shape[-1],
-        seed=seed,
-        show_progress=not quiet,
-    )
-    curves = path_similarity(
-        loaded,
-        natural,
-        fvs,
-        fv_labels,
-        layer_list,
+    curves = run_paths(
+        out=out,
+        model=model,
+        weights=weights,
+        data=data,
+        split=split,
+        classes=classes,
+        images_per_class=images_per_class,
         metric=metric,
-        reduction=reduce,
-        n_boot=bootstrap,
-        seed=seed,
+        fv_seeds=fv_seeds,
+        steps=steps,
+        layers=layers,
+        reduce=reduce,
+        logits_layer=logits_layer,
+        logits=logits,
+        size=size,
+        bootstrap=bootstrap,
         batch_size=batch_size,
+        seed=seed,
+        device=device,
         show_progress=not quiet,
     )
-    curves.settings = {
-        "model": loaded.name,
-        "logits_layer": head,
-        "logit_ids": logit_ids or class_ids,
-        "steps": steps,
-        "seed": seed,
-        "size": int(natural.images.shape[-1]),
-        "natural_images": "first images of each class in dataset order",
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    plot_paths(curves, out / "paths.png")
-    write_csv(out / "paths.csv", curves.rows())
-    names = getattr(dataset, "class_names", None)
-    labels = [f"{c} {names[c]}" if names and c < len(names) else str(c) for c in fv_labels.tolist()]
-    save_grid(
-        fvs, out / "fvs.png", labels=labels, ncol=fv_seeds, upscale=max(1, 84 // fvs.shape[-1])
-    )
-    path = write_summary(out, paths_summary(curves))
     if not quiet:
         late = curves.values["normalised"][-1]
         print(
-            f"{len(layer_list)} layers; normalised FV similarity at the last layer {late:.2f}; "
-            f"{out / 'paths.png'}; {path}"
+            f"{len(curves.layers)} layers; normalised FV similarity at the last layer {late:.2f}; "
+            f"{out / 'paths.png'}; {out / 'summary.json'}"
         )
 
 

@@ -22,8 +22,8 @@ def circuit_section(ctx: DemoContext) -> Section:
 
     common = dict(
         model="fmnist-cnn",
-        weights=None,
-        detector_path=None,
+        weights=ctx.weights,
+        detector_path=ctx.detector,
         margin=1.0,
         seed=ctx.seed,
         device="cpu",

@@ -9,11 +9,10 @@ from fvlab.report.html import Section
 
 
 def model_section(ctx: DemoContext) -> Section:
-    import fvlab
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.models.evaluate import top1_accuracy
 
-    model = fvlab.load("fmnist-cnn")
+    model = ctx.load()
     accuracy = top1_accuracy(model, FashionMNIST("test"), show_progress=ctx.show_progress)
     ctx.numbers["model"] = {
         "name": model.name,
@@ -41,7 +40,7 @@ def render_section(ctx: DemoContext) -> Section:
     from fvlab.report.images import save_grid
     from fvlab.study.exemplars import gather_images, top_exemplars
 
-    model = fvlab.load("fmnist-cnn")
+    model = ctx.load()
     folder = ctx.folder("render")
     classes = fvlab.render(model, "fc", range(10), seed=ctx.seed, show_progress=ctx.show_progress)
     with torch.no_grad():

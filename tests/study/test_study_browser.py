@@ -8,48 +8,18 @@ simulate() is exercised too (jsPsych.simulate in "visual" and "data-only" mode).
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import time
 
 import httpx
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from fvlab.study.trials import encode_response
 
-CHROMIUM = os.environ.get("FVLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-DRIVER = (
-    os.environ.get("FVLAB_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
-)
 WAIT_S = 20
-
-
-@pytest.fixture(scope="module")
-def browser():
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1200,1100",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    yield driver
-    driver.quit()
 
 
 def _click(driver, css: str) -> None:
