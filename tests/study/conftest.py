@@ -179,9 +179,9 @@ def tiny_study(tmp_path_factory) -> Path:
     return make_tiny_study(tmp_path_factory.mktemp("tiny-study"))
 
 
-@pytest.fixture
-def server_factory():
-    """Start servers with ``server_factory(study_dir, db, ...)``; all are stopped afterwards."""
+def _serve_and_stop():
+    """A ``start(study_dir, db, *extra, port=None)`` function; every server it starts is
+    stopped when the generator is closed."""
     started: list[ServerProcess] = []
 
     def start(study_dir: Path, db: Path, *extra: str, port: int | None = None) -> ServerProcess:
@@ -192,21 +192,18 @@ def server_factory():
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def server_factory():
+    """Start servers with ``server_factory(study_dir, db, ...)``; all are stopped afterwards."""
+    yield from _serve_and_stop()
 
 
 @pytest.fixture(scope="module")
 def module_server_factory():
     """Like ``server_factory``, for servers shared by one test module."""
-    started: list[ServerProcess] = []
-
-    def start(study_dir: Path, db: Path, *extra: str, port: int | None = None) -> ServerProcess:
-        server = ServerProcess(study_dir, db, port, *extra).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    yield from _serve_and_stop()
 
 
 @pytest.fixture(name="free_port")
