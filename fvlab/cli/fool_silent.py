@@ -24,7 +24,11 @@ def fool_silent(
     model: ModelOpt = "fmnist-cnn",
     weights: WeightsOpt = None,
     target: Annotated[
-        Path | None, typer.Option(help="Target image file the visualizations should show.")
+        str | None,
+        typer.Option(
+            help="Target the visualizations should show: an image file or "
+            "builtin:smiley|cross|ring|checker."
+        ),
     ] = None,
     target_unit: Annotated[
         str | None, typer.Option(help="Target = the visualization of this unit, LAYER:IDX.")

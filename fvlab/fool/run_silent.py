@@ -27,7 +27,7 @@ def run_silent(
     weights,
     layer: str,
     out: Path,
-    target: Path | None = None,
+    target: Path | str | None = None,
     target_unit: str | None = None,
     units: str | None = None,
     lam: float = 3.0,
@@ -58,9 +58,16 @@ def run_silent(
     from fvlab.report.images import save_grid
 
     if (target is None) == (target_unit is None):
-        raise FvlabError("give exactly one of --target IMAGE or --target-unit LAYER:IDX")
-    if target is not None and not target.is_file():
-        raise FvlabError(f"target image {target} does not exist")
+        raise FvlabError(
+            "give exactly one of --target IMAGE|builtin:NAME or --target-unit LAYER:IDX"
+        )
+    if target is not None and not str(target).startswith("builtin:"):
+        target = Path(target)
+        if not target.is_file():
+            raise FvlabError(
+                f"target image {target} does not exist; give an image file or "
+                "builtin:smiley|cross|ring|checker"
+            )
     loaded = fvlab.load(model, weights, device=device)
     unit_list = parse_int_list(units) if units else None
     natural = _limit(open_dataset(loaded, data, "train"), natural_limit)

@@ -91,6 +91,12 @@ def resolve_target(
     channels, size = model.spec.channels, model.spec.size
     if isinstance(target, torch.Tensor):
         return image_target(target, channels, size).to(model.device), {"kind": "tensor"}
+    if isinstance(target, str) and target.startswith("builtin:"):
+        from fvlab.fool.targets import builtin_target
+
+        name = target.split(":", 1)[1]
+        image = builtin_target(name, size, channels).unsqueeze(0)
+        return image.to(model.device), {"kind": "builtin", "name": name}
     if isinstance(target, (str, Path)):
         path = Path(target)
         if path.is_file():
@@ -113,6 +119,7 @@ def resolve_target(
                 "seed": seed,
             }
     raise FvlabError(
-        f"target {str(target)!r} is neither an existing image file nor a unit 'LAYER:IDX' "
-        "(e.g. 'relu4:5'); give a PNG path, an image tensor in [0, 1], or LAYER:IDX"
+        f"target {str(target)!r} is neither an existing image file, a built-in pattern "
+        "'builtin:NAME' nor a unit 'LAYER:IDX' (e.g. 'relu4:5'); give a PNG path, "
+        "builtin:smiley|cross|ring|checker, an image tensor in [0, 1], or LAYER:IDX"
     )

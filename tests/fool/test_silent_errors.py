@@ -27,6 +27,7 @@ def target(fmnist_test):
         ({"units": [3, 64]}, FvlabError, "has 64 units (0–63)"),
         ({"units": [1, 1]}, FvlabError, "units repeat"),
         ({"target": "no-such-file.png"}, FvlabError, "neither an existing image file"),
+        ({"target": "builtin:star"}, FvlabError, "unknown built-in target 'star'"),
         ({"target": "relu9:0"}, UnknownLayerError, "unknown layer 'relu9'"),
         ({"target": "relu4:999"}, FvlabError, "has 64 units"),
         ({"target": torch.full((1, 28, 28), 2.0)}, FvlabError, "values in [0, 1]"),
@@ -45,6 +46,16 @@ def test_bad_input_is_explained(reference_model, natural, target, kwargs, error,
     assert message in str(info.value)
 
 
+def test_a_builtin_target_is_drawn_at_the_model_size(reference_model, natural):
+    from fvlab.fool.targets import builtin_target
+
+    result = silent(
+        reference_model, "conv3", "builtin:ring", natural, units=[0], show_progress=False
+    )
+    assert torch.equal(result.target.cpu(), builtin_target("ring", 28, 1)[None])
+    assert result.params["target"] == {"kind": "builtin", "name": "ring"}
+
+
 def test_a_bare_module_is_refused(reference_model, natural, target):
     with pytest.raises(FvlabError, match="expected a LoadedModel"):
         silent(reference_model.module, "conv3", target, natural)
@@ -53,7 +64,7 @@ def test_a_bare_module_is_refused(reference_model, natural, target):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ([], "give exactly one of --target IMAGE or --target-unit"),
+        ([], "give exactly one of --target IMAGE|builtin:NAME or --target-unit"),
         (["--target-unit", "relu4:0", "--target", "x.png"], "give exactly one of"),
         (["--target", "missing.png"], "target image missing.png does not exist"),
         (["--target-unit", "relu4:0", "--units", "a-b"], "cannot read units"),
