@@ -62,11 +62,13 @@ def run_silent(
             "give exactly one of --target IMAGE|builtin:NAME or --target-unit LAYER:IDX"
         )
     if target is not None and not str(target).startswith("builtin:"):
+        from fvlab.fool.targets import BUILTINS
+
         target = Path(target)
         if not target.is_file():
             raise FvlabError(
                 f"target image {target} does not exist; give an image file or "
-                "builtin:smiley|cross|ring|checker"
+                f"builtin:{'|'.join(BUILTINS)}"
             )
     loaded = fvlab.load(model, weights, device=device)
     unit_list = parse_int_list(units) if units else None

@@ -118,8 +118,10 @@ def resolve_target(
                 "render_steps": render_steps,
                 "seed": seed,
             }
+    from fvlab.fool.targets import BUILTINS
+
     raise FvlabError(
         f"target {str(target)!r} is neither an existing image file, a built-in pattern "
         "'builtin:NAME' nor a unit 'LAYER:IDX' (e.g. 'relu4:5'); give a PNG path, "
-        "builtin:smiley|cross|ring|checker, an image tensor in [0, 1], or LAYER:IDX"
+        f"builtin:{'|'.join(BUILTINS)}, an image tensor in [0, 1], or LAYER:IDX"
     )
