@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fvlab.cli.common import parse_int_list
+from fvlab.int_lists import parse_int_list
 from fvlab.report.summary import write_summary
 
 
 def natural_dataset(loaded, data: Path | None, split: str, size: int | None):
     """The natural images for ``loaded``: a folder (at ``size`` px if given) or Fashion-MNIST."""
-    from fvlab.cli.common import open_dataset
     from fvlab.data.folders import ImageFolder
+    from fvlab.data.natural import open_dataset
     from fvlab.errors import FvlabError
 
     if split not in ("test", "train"):

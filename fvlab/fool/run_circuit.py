@@ -57,11 +57,11 @@ def run_circuit(
     show_progress: bool = True,
 ) -> dict:
     import fvlab
-    from fvlab.cli.common import parse_int_list
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.fool.circuit import circuit_tensors
     from fvlab.fool.detector import load_detector
     from fvlab.fool.targets import resolve_target
+    from fvlab.int_lists import parse_int_list
     from fvlab.models.saved import save_model
     from fvlab.report.images import save_grid
     from fvlab.report.summary import write_summary

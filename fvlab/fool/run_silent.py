@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from fvlab.cli.common import parse_int_list
+from fvlab.int_lists import parse_int_list
 from fvlab.report.summary import write_summary
 
 
@@ -51,7 +51,7 @@ def run_silent(
     import torch
 
     import fvlab
-    from fvlab.cli.common import open_dataset
+    from fvlab.data.natural import open_dataset
     from fvlab.errors import FvlabError
     from fvlab.fool.silent import silent
     from fvlab.fool.silent_eval import compare_visualizations, natural_agreement

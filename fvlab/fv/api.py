@@ -35,7 +35,7 @@ def _loaded(model):
 
 def natural_magnitude(model, size: int, max_images: int = 2000) -> torch.Tensor:
     """Fourier magnitude of the model's own natural training images (for MACO)."""
-    from fvlab.cli.common import open_dataset
+    from fvlab.data.natural import open_dataset
 
     dataset = open_dataset(model, None, "train")
     return estimate_magnitude((x for x, _ in dataset.batches(500)), size, max_images)

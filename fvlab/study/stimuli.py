@@ -108,7 +108,7 @@ class UnitPlan:
 def parse_units(text: str, layers: Sequence[str] = ()) -> list[LayerUnit]:
     """Parse ``bn2:0-3,bn3:5,bn4:1-2`` (a number without ``layer:`` continues the previous
     layer), or plain ``0-3`` applied to every layer in ``layers``."""
-    from fvlab.cli.common import parse_int_list
+    from fvlab.int_lists import parse_int_list
 
     pairs: list[LayerUnit] = []
     current: str | None = None

@@ -1,0 +1,22 @@
+"""The natural images that go with a model: Fashion-MNIST or an image folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fvlab.errors import FvlabError
+
+
+def open_dataset(model, data: Path | None, split: str = "test"):
+    """The natural images for ``model``: Fashion-MNIST for 28-px grayscale models, else a folder."""
+    from fvlab.data.fashion_mnist import FashionMNIST
+    from fvlab.data.folders import ImageFolder
+
+    if data is not None and data.is_dir() and any(p.is_dir() for p in data.iterdir()):
+        return ImageFolder(data, size=model.spec.size, channels=model.spec.channels)
+    if model.spec.channels == 1 and model.spec.size == 28:
+        return FashionMNIST(split, data)
+    raise FvlabError(
+        f"model {model.name} needs an image folder of natural images: pass --data ROOT with "
+        "ROOT/<class>/<image> (e.g. the ImageNet validation set in class folders)"
+    )
