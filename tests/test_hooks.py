@@ -21,6 +21,28 @@ def test_capture_returns_layer_outputs_and_removes_hooks(reference_model, fmnist
     assert _hook_count(module) == 0
 
 
+def test_map_output_keeps_only_the_mapped_value(reference_model, fmnist_test):
+    x = fmnist_test[0][:16]
+    with torch.no_grad(), capture(reference_model, ["bn3", "relu3"]) as full:
+        reference_model(x)
+    seen = []
+
+    def spatial_mean(name, output):
+        seen.append(name)
+        return output.mean((2, 3))
+
+    with (
+        torch.no_grad(),
+        capture(reference_model, ["bn3", "relu3"], map_output=spatial_mean) as cap,
+    ):
+        reference_model(x)
+        assert seen == ["bn3", "relu3"]
+        for name in ("bn3", "relu3"):
+            assert cap[name].shape == (16, 64)
+            torch.testing.assert_close(cap[name], full[name].mean((2, 3)))
+    assert _hook_count(reference_model.module) == 0
+
+
 def test_hooks_removed_after_exception(reference_model):
     with pytest.raises(ZeroDivisionError), capture(reference_model, ["conv1", "fc"]):
         assert _hook_count(reference_model.module) == 3

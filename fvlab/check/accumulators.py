@@ -87,6 +87,15 @@ class Moments:
         self.count = n
         return self
 
+    def columns(self, cols: slice) -> Moments:
+        """The moments of units ``cols`` only (a copy)."""
+        if self.count == 0:
+            return Moments()
+        return Moments(
+            self.count,
+            *(a[cols].copy() for a in (self.mean, self.m2, self.min, self.max, self.active)),
+        )
+
     @property
     def var(self) -> np.ndarray:
         """Population variance M2 / n per unit."""
@@ -139,6 +148,12 @@ class TopK:
         self.indices = np.take_along_axis(cand_i, order, 1)
         return self
 
+    def columns(self, cols: slice) -> TopK:
+        """The top-k of units ``cols`` only (a copy)."""
+        if self.values is None:
+            return TopK(self.k)
+        return TopK(self.k, self.values[cols].copy(), self.indices[cols].copy())
+
 
 def hash_keys(indices: np.ndarray, seed: int) -> np.ndarray:
     """SplitMix64 of (index, seed) mapped to [0, 1): a fixed pseudo-random key per image."""
@@ -182,6 +197,13 @@ class Sample:
         keep = np.argsort(keys, kind="stable")[: self.m]
         self.keys, self.indices, self.values = keys[keep], indices[keep], values[keep]
         return self
+
+    def columns(self, cols: slice) -> Sample:
+        """The same sampled images with the values of units ``cols`` only (a copy)."""
+        if self.keys is None:
+            return Sample(self.m, self.seed)
+        values = self.values[:, cols].copy()
+        return Sample(self.m, self.seed, self.keys.copy(), self.indices.copy(), values)
 
     def quantile(self, q: float | np.ndarray) -> np.ndarray:
         """Per-unit empirical quantile(s) of the sampled values (linear interpolation)."""

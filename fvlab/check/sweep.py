@@ -1,8 +1,10 @@
 """Activation sweep: stream a dataset through a model and summarise many layers at once.
 
-One forward pass per batch captures every requested layer (``capture(..., detach=True)``); each
-layer's output is reduced to one vector per image and fed to bounded accumulators
-(:mod:`fvlab.check.accumulators`), then dropped. Memory is therefore O(batch × activations +
+One forward pass per batch captures every requested layer; each layer's output is reduced to
+one vector per image inside the capture hook (``capture(..., map_output=...)``), so the large
+output is freed as soon as the next layer has used it, as in a plain forward pass. The reduced
+vectors of all layers are concatenated column-wise and fed to one set of bounded accumulators
+(:mod:`fvlab.check.accumulators`), split back per layer at the end. Memory is therefore O(batch × activations +
 units × (k + m)), independent of the number of images. Reductions of a (B, C, H, W) output:
 
 * ``flatten``       (B, C·H·W) — every position of every channel is a unit
@@ -61,9 +63,20 @@ class LayerStats:
     sample: Sample | None = None
 
     def update(self, values: torch.Tensor, indices: torch.Tensor) -> None:
-        for acc in (self.moments, self.top, self.sample):
+        for acc in self._accumulators():
             if acc is not None:
                 acc.update(values, indices)
+
+    def columns(self, layer: str, reduction: str, cols: slice) -> LayerStats:
+        """Units ``cols`` of these statistics, as the statistics of ``(layer, reduction)``."""
+        return LayerStats(
+            layer,
+            reduction,
+            *(None if acc is None else acc.columns(cols) for acc in self._accumulators()),
+        )
+
+    def _accumulators(self) -> tuple:
+        return (self.moments, self.top, self.sample)
 
     def merge(self, other: LayerStats) -> LayerStats:
         if (other.layer, other.reduction) != (self.layer, self.reduction):
@@ -165,37 +178,50 @@ def sweep(
     names = list(dict.fromkeys(layer for layer, _ in plan))
     resolve_layers(model.module, names)
     several = len(plan) != len(names)
-    stats = {
-        (layer, how): LayerStats(
-            layer,
-            how,
-            Moments() if moments else None,
-            TopK(top_k) if top_k > 0 else None,
-            Sample(sample, seed) if sample > 0 else None,
-        )
-        for layer, how in plan
-    }
     start = int(getattr(dataset, "start", 0) or 0)
     position = start
     device = model.device
     total = len(dataset)
+    # every (layer, reduction) is a block of columns of one fused accumulator: one device→host
+    # copy and one accumulator update per batch instead of one per layer
+    fused = LayerStats(
+        "*",
+        "*",
+        Moments() if moments else None,
+        TopK(top_k) if top_k > 0 else None,
+        Sample(sample, seed) if sample > 0 else None,
+    )
+    widths: list[int] = []
+    keys = [f"{layer}/{how}" if several else layer for layer, how in plan]
+    reductions: dict[str, list[str]] = {}
+    for layer, how in plan:
+        reductions.setdefault(layer, []).append(how)
+
+    def reduce_in_hook(layer: str, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        # reduced while the forward pass runs, so no large layer output outlives its use
+        return {how: reduce_activation(output, how) for how in reductions[layer]}
+
     with (
         torch.no_grad(),
-        capture(model.module, names, detach=True) as cap,
+        capture(model.module, names, detach=True, map_output=reduce_in_hook) as cap,
         progress_bar("activation sweep", total, show_progress) as advance,
     ):
         for images, labels in dataset.batches(batch_size):
             model(images.to(device, non_blocking=True))
             indices = torch.arange(position, position + images.shape[0])
             position += images.shape[0]
-            reduced: dict[str, torch.Tensor] = {}
-            for layer, how in plan:
-                values = reduce_activation(cap[layer], how).cpu()
-                stats[(layer, how)].update(values, indices)
-                reduced[f"{layer}/{how}" if several else layer] = values
+            parts = [cap[layer][how] for layer, how in plan]
+            widths = [part.shape[1] for part in parts]
+            values = torch.cat(parts, 1).cpu()
+            fused.update(values, indices)
             if consumer is not None:
-                consumer(indices, labels, reduced)
+                consumer(indices, labels, dict(zip(keys, values.split(widths, 1), strict=True)))
             advance(images.shape[0])
+    stats = {}
+    offset = 0
+    for (layer, how), width in zip(plan, widths or [0] * len(plan), strict=True):
+        stats[(layer, how)] = fused.columns(layer, how, slice(offset, offset + width))
+        offset += width
     return SweepResult(stats, [(start, position)])
 
 

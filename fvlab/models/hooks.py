@@ -76,6 +76,7 @@ class Capture:
         detach: bool = False,
         stop_early: bool = False,
         on_repeat: OnRepeat = "error",
+        map_output: Callable[[str, torch.Tensor], Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module) and isinstance(
             getattr(model, "module", None), nn.Module
@@ -86,7 +87,8 @@ class Capture:
         self.detach = detach
         self.stop_early = stop_early
         self.on_repeat = on_repeat
-        self._outputs: dict[str, list[torch.Tensor]] = {name: [] for name in self.modules}
+        self.map_output = map_output
+        self._outputs: dict[str, list[Any]] = {name: [] for name in self.modules}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._completed_passes = 0
         self._repeats_seen = False
@@ -114,7 +116,10 @@ class Capture:
     def _make_hook(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             tensor = _first_tensor(output)
-            self._outputs[name].append(tensor.detach() if self.detach else tensor)
+            value = tensor.detach() if self.detach else tensor
+            if self.map_output is not None:
+                value = self.map_output(name, value)
+            self._outputs[name].append(value)
             if (
                 self._running
                 and self.stop_early
@@ -186,9 +191,22 @@ def capture(
     detach: bool = False,
     stop_early: bool = False,
     on_repeat: OnRepeat = "error",
+    map_output: Callable[[str, torch.Tensor], Any] | None = None,
 ) -> Iterator[Capture]:
-    """Context manager form of :class:`Capture`; hooks are removed on exit, always."""
-    cap = Capture(model, layers, detach=detach, stop_early=stop_early, on_repeat=on_repeat)
+    """Context manager form of :class:`Capture`; hooks are removed on exit, always.
+
+    ``map_output(name, tensor)``, if given, is applied inside the hook and its result is kept
+    instead of the tensor — e.g. a reduction, so that large outputs are freed as soon as the
+    next layer has consumed them.
+    """
+    cap = Capture(
+        model,
+        layers,
+        detach=detach,
+        stop_early=stop_early,
+        on_repeat=on_repeat,
+        map_output=map_output,
+    )
     cap.__enter__()
     try:
         yield cap

@@ -107,6 +107,40 @@ def test_shards_merge_to_the_full_sweep(reference_model, first_3000):
         merge_sweeps([shards[0], shards[0]])
 
 
+def test_each_layer_alone_gives_the_same_statistics_as_the_joint_sweep(reference_model, first_3000):
+    # the joint sweep keeps all layers as column blocks of one accumulator; sweeping a layer on
+    # its own must give exactly the same numbers
+    for (layer, how), joint in first_3000.stats.items():
+        alone = sweep(
+            reference_model,
+            FashionMNIST("test", stop=3000),
+            {layer: how},
+            top_k=5,
+            sample=64,
+            show_progress=False,
+        )[(layer, how)]
+        assert (joint.layer, joint.reduction) == (alone.layer, alone.reduction)
+        for name in ("mean", "m2", "min", "max", "active"):
+            np.testing.assert_array_equal(
+                getattr(joint.moments, name), getattr(alone.moments, name)
+            )
+        np.testing.assert_array_equal(joint.top.values, alone.top.values)
+        np.testing.assert_array_equal(joint.top.indices, alone.top.indices)
+        np.testing.assert_array_equal(joint.sample.values, alone.sample.values)
+        np.testing.assert_array_equal(joint.sample.indices, alone.sample.indices)
+
+
+def test_an_empty_dataset_gives_empty_statistics(reference_model):
+    empty = sweep(
+        reference_model, FashionMNIST("test", stop=0), PLAN, top_k=3, sample=4, show_progress=False
+    )
+    assert empty.n_images == 0 and set(empty.stats) == set(
+        (layer, how) for layer, hows in PLAN.items() for how in np.atleast_1d(hows)
+    )
+    stats = empty[("relu3", "spatial_mean")]
+    assert stats.moments.count == 0 and stats.top.values is None and stats.sample.keys is None
+
+
 def test_state_size_does_not_grow_with_images(reference_model):
     def state_bytes(stop):
         result = sweep(
