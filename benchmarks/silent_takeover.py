@@ -32,40 +32,37 @@ import time
 import torch
 
 
-def unit_list(text: str) -> list[int]:
-    from fvlab.cli.common import parse_int_list
-
-    return parse_int_list(text)
-
-
-def measure(model, fooled, attach: str, units: list[int], original, steps: int, seed: int):
-    import fvlab
+def measure(fooled, units: list[int], steps: int, seed: int, model) -> dict:
+    """Render both models (fvlab.fool.silent_eval.compare_visualizations) and add the branch's
+    pre-activation excess on the original and on the fooled FVs."""
     from fvlab.fool.silent import CHILD
-    from fvlab.fool.silent_eval import image_correlation, shifted_correlation
+    from fvlab.fool.silent_eval import compare_visualizations
     from fvlab.models.hooks import capture
 
-    after = fvlab.render(fooled.model, attach, units, steps=steps, seed=seed, show_progress=False)
-    names = [f"{CHILD}.pool"]
+    comparison = compare_visualizations(
+        model, fooled.model, fooled.attach, units, fooled.target,
+        steps=steps, seed=seed, show_progress=False,
+    )  # fmt: skip
     idx = torch.arange(len(units))
-    spread = (fooled.natural.max - fooled.natural.mean).flatten()
-    with torch.no_grad(), capture(fooled.model.module, names, detach=True) as cap:
-        fooled.model(after.images)
-        pre_fooled = cap[names[0]][idx, idx].flatten(1).amax(1)
-        fooled.model(original.images)
-        pre_original = cap[names[0]][idx, idx].flatten(1).amax(1)
-    target = fooled.target.to(after.images).expand_as(after.images)
-    r_target = image_correlation(after.images, target)
-    r_original = image_correlation(after.images, original.images)
-    s_target = shifted_correlation(after.images, target)
-    s_original = shifted_correlation(after.images, original.images)
+    spread = torch.as_tensor(fooled.natural.max - fooled.natural.mean).flatten()
+    excess = {}
+    with torch.no_grad(), capture(fooled.model.module, [f"{CHILD}.pool"], detach=True) as cap:
+        for name in ("original_fv", "fooled_fv"):
+            fooled.model(comparison[name])
+            peak = cap[f"{CHILD}.pool"][idx, idx].flatten(1).amax(1)
+            excess[name] = (peak.cpu().double() / spread).median().item()
+    r_target, r_original = comparison["corr_target"], comparison["corr_original"]
     return {
-        "fires": (pre_fooled > 0).float().mean().item(),
+        "fires": comparison["branch_fires"].float().mean().item(),
         "closer": (r_target > r_original).float().mean().item(),
-        "closer_shift": (s_target > s_original).float().mean().item(),
+        "closer_shift": (comparison["shifted_corr_target"] > comparison["shifted_corr_original"])
+        .float()
+        .mean()
+        .item(),
         "r_target": r_target.median().item(),
         "r_orig": r_original.median().item(),
-        "excess_orig": (pre_original / spread).median().item(),
-        "excess_fooled": (pre_fooled / spread).median().item(),
+        "excess_orig": excess["original_fv"],
+        "excess_fooled": excess["fooled_fv"],
     }
 
 
@@ -85,12 +82,12 @@ def main() -> None:
     import fvlab
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.fool.silent import silent
+    from fvlab.int_lists import parse_int_list
 
     model = fvlab.load("fmnist-cnn")
     natural = dataclasses.replace(FashionMNIST("train"), stop=args.natural_limit)
     conv = model.module.get_submodule(args.layer)
-    units = unit_list(args.units) if args.units else list(range(conv.out_channels))
-    original = None
+    units = parse_int_list(args.units) if args.units else list(range(conv.out_channels))
     print(
         f"fmnist-cnn {args.layer}, {len(units)} units, target {args.target}, "
         f"{args.steps} updates, bias from {len(natural)} training images, margin {args.margin}"
@@ -99,10 +96,7 @@ def main() -> None:
         start = time.perf_counter()
         fooled = silent(model, args.layer, args.target, natural, units=units, lam=lam,
                         margin=args.margin, seed=args.seed, show_progress=False)  # fmt: skip
-        if original is None:
-            original = fvlab.render(model, fooled.attach, units, steps=args.steps,
-                                    seed=args.seed, show_progress=False)  # fmt: skip
-        row = measure(model, fooled, fooled.attach, units, original, args.steps, args.seed)
+        row = measure(fooled, units, args.steps, args.seed, model)
         row = {"lam": lam, **{k: round(v, 3) for k, v in row.items()}}
         row["seconds"] = round(time.perf_counter() - start, 1)
         print(json.dumps(row), flush=True)
