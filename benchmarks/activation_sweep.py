@@ -34,7 +34,7 @@ def _setup(threads: int):
 
     torch.set_num_threads(threads)
     import fvlab
-    from fvlab.check.layers import forward_order
+    from fvlab.models.probe import forward_order
 
     model = fvlab.load("fmnist-cnn")
     return torch, model, forward_order(model)
@@ -47,7 +47,7 @@ def forward_pass(torch, model, dataset) -> None:
 
 
 def full_sweep(model, layers, dataset):
-    from fvlab.check.sweep import sweep
+    from fvlab.activations.sweep import sweep
 
     return sweep(model, dataset, layers, top_k=16, sample=256, batch_size=BATCH,
                  show_progress=False)  # fmt: skip

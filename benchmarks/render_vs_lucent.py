@@ -72,7 +72,7 @@ def reinitialise(module) -> None:
 
 def run(name, size, layer, single_units, batch_units, steps, sizes):
     import fvlab
-    from fvlab.fv.transforms import AffineJitterConfig, FusedAffineJitter
+    from fvlab.optvis.transforms import AffineJitterConfig, FusedAffineJitter
 
     model = fvlab.load(name)
     if name.startswith("torchvision:"):

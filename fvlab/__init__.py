@@ -16,7 +16,7 @@ _LAZY = {
     "from_module": ("fvlab.models.zoo", "from_module"),
     "capture": ("fvlab.models.hooks", "capture"),
     "InputSpec": ("fvlab.models.spec", "InputSpec"),
-    "render": ("fvlab.fv.api", "render"),
+    "render": ("fvlab.optvis.api", "render"),
 }
 
 

@@ -37,11 +37,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from fvlab.activations.sweep import sweep
 from fvlab.check.interpolation import response_path
-from fvlab.check.layers import forward_order
 from fvlab.check.paths import exemplar_path_similarity
-from fvlab.check.sweep import fetch_images, sweep
+from fvlab.data.dataset import fetch_images
 from fvlab.errors import FvlabError
+from fvlab.models.probe import forward_order
 from fvlab.progress import progress_bar
 
 FLAGS = ("out_of_distribution", "gate", "silent")

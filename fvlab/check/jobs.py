@@ -54,12 +54,13 @@ def run_paths(
     """Path similarity job (``fvlab check paths --help``): writes paths.png, paths.csv,
     fvs.png and summary.json into ``out``; returns the PathCurves."""
     import fvlab
-    from fvlab.check.layers import choose_layers, forward_order
+    from fvlab.activations.sweep import REDUCTIONS
     from fvlab.check.paths import path_similarity, render_class_fvs
     from fvlab.check.report import paths_summary, plot_paths, write_csv
     from fvlab.check.similarity import check_metric
-    from fvlab.check.sweep import REDUCTIONS, select_per_class
+    from fvlab.data.dataset import select_per_class
     from fvlab.errors import FvlabError
+    from fvlab.models.probe import choose_layers, forward_order
     from fvlab.report.images import save_grid
 
     check_metric(metric)

@@ -1,7 +1,7 @@
 """Path similarity: do feature visualizations travel the same path through a network as
 natural images of the class they visualize? (P1's sanity check, REFERENCE §4.)
 
-For classes c and every layer l (see :mod:`fvlab.check.layers`), each image's activation at l is
+For classes c and every layer l (see :mod:`fvlab.models.probe`), each image's activation at l is
 reduced to one vector (``flatten`` by default) and compared with the chosen metric
 (:mod:`fvlab.check.similarity`; a similarity is a dot product of unit vectors z). Per layer:
 
@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fvlab.activations.sweep import reduce_activation, sweep
 from fvlab.check.similarity import Metric, check_metric, unit_vectors
-from fvlab.check.sweep import InMemoryImages, reduce_activation, sweep
+from fvlab.data.dataset import InMemoryImages
 from fvlab.errors import FvlabError
 from fvlab.models.hooks import capture
 
@@ -130,7 +131,7 @@ def path_similarity(
 ) -> PathCurves:
     """Path similarity curves of FVs vs natural images (see the module docstring).
 
-    ``natural``: images grouped by class (e.g. :func:`fvlab.check.sweep.select_per_class`) with
+    ``natural``: images grouped by class (e.g. :func:`fvlab.data.dataset.select_per_class`) with
     at least 2 images per class and 2 classes; ``fv_images`` (M, C, H, W) in [0, 1] with
     ``fv_labels`` (M,) naming each FV's class, the same number of FVs for every class.
     The natural images' unit vectors are kept in memory (float32) if they need at most

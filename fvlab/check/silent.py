@@ -10,7 +10,7 @@ drives it: the visualization then describes behaviour the unit never shows on re
 renders them and reports the activation their visualization reaches (spatial mean — the
 rendered objective — and spatial maximum), next to the natural maximum.
 
-One streaming pass (:func:`fvlab.check.sweep.sweep`, spatial maxima) covers every layer.
+One streaming pass (:func:`fvlab.activations.sweep.sweep`, spatial maxima) covers every layer.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from fvlab.check.layers import forward_order
-from fvlab.check.sweep import sweep
+from fvlab.activations.sweep import sweep
 from fvlab.errors import FvlabError
 from fvlab.models.hooks import capture, resolve_layers
+from fvlab.models.probe import forward_order
 
 
 @dataclass

@@ -1,39 +1,88 @@
-"""The ``fvlab`` command. Each pillar's commands live in a module of their own."""
+"""The ``fvlab`` command: one explicit table of every command, and one-line errors.
+
+Command modules only parse options into a job's settings and call the job (see
+:mod:`fvlab.jobs`); they import nothing heavy at module level, so ``fvlab --help`` is instant.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import typer
 
 from fvlab.errors import FvlabError
 
+APP_HELP = (
+    "Feature visualization you can check: render what units respond to, build models whose "
+    "visualizations lie, check visualizations against natural images, and run the human study "
+    "that measures whether they help.\n\nStart with `fvlab demo --out out/demo` (or `make demo`)."
+)
+
+#: command groups: name → help text
+GROUPS = {
+    "fool": "Build a model that behaves identically on natural images but whose feature "
+    "visualizations show something else (circuit: classifier-gated units; silent: orthogonal "
+    "filters that never fire on natural data).",
+    "check": "Sanity checks of feature visualizations: do they travel the natural path through "
+    "the network (paths)? Which units never fire on natural data (silent)?",
+    "study": "The causal-understanding psychophysics study: build stimuli, serve the browser "
+    "experiment, export and analyse the answers, simulate participants.",
+}
+
+
+def command_table() -> list[tuple[str | None, str, Callable[..., None]]]:
+    """(group or None for top level, command name, function) of every command, in help order."""
+    from fvlab.cli import (
+        audit_cmd,
+        check_paths,
+        check_silent,
+        demo_cmd,
+        fool_circuit,
+        fool_silent,
+        models_cmd,
+        render_cmd,
+        study_build_cmd,
+        study_run_cmd,
+        theory_cmd,
+    )
+
+    return [
+        (None, "layers", models_cmd.layers),
+        (None, "train-reference", models_cmd.train_reference),
+        (None, "evaluate", models_cmd.evaluate),
+        (None, "render", render_cmd.render),
+        ("fool", "circuit", fool_circuit.circuit),
+        ("fool", "train-detector", fool_circuit.train_detector),
+        ("fool", "silent", fool_silent.fool_silent),
+        ("check", "paths", check_paths.check_paths),
+        ("check", "silent", check_silent.check_silent),
+        (None, "audit", audit_cmd.audit),
+        (None, "theory", theory_cmd.theory),
+        ("study", "build", study_build_cmd.build),
+        ("study", "serve", study_run_cmd.serve),
+        ("study", "export", study_run_cmd.export),
+        ("study", "analyze", study_run_cmd.analyze),
+        ("study", "simulate", study_run_cmd.simulate),
+        ("study", "power", study_run_cmd.power),
+        (None, "demo", demo_cmd.demo),
+    ]
+
 
 def build_app() -> typer.Typer:
-    """Assemble the command tree (imports are cheap: commands import torch lazily)."""
-    from fvlab.cli import models_cmd
-
+    """The typer app with every command of :func:`command_table` attached."""
     app = typer.Typer(
         name="fvlab",
-        help=(
-            "Feature visualization you can check: render what units respond to, build models "
-            "whose visualizations lie, check visualizations against natural images, and run "
-            "the human study that measures whether they help.\n\n"
-            "Start with `fvlab demo --out out/demo` (or `make demo`)."
-        ),
+        help=APP_HELP,
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
     )
-    models_cmd.register(app)
-    for name in ("render_cmd", "fool_cmd", "check_cmd", "theory_cmd", "study_cmd", "demo_cmd"):
-        try:
-            module = __import__(f"fvlab.cli.{name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"fvlab.cli.{name}":
-                raise
-            continue
-        module.register(app)
+    groups = {name: typer.Typer(help=text, no_args_is_help=True) for name, text in GROUPS.items()}
+    for group, name, function in command_table():
+        (app if group is None else groups[group]).command(name)(function)
+    for name, group in groups.items():
+        app.add_typer(group, name=name)
     return app
 
 

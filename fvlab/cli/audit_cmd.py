@@ -94,7 +94,3 @@ def audit(
             f"{summary['flagged']} of {summary['units']} units flagged "
             f"{summary['flag_counts']}; {out / 'audit.html'}; {out / 'summary.json'}"
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("audit")(audit)

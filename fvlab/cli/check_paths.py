@@ -94,7 +94,3 @@ def check_paths(
             f"{len(curves.layers)} layers; normalised FV similarity at the last layer {late:.2f}; "
             f"{out / 'paths.png'}; {out / 'summary.json'}"
         )
-
-
-def register(group: typer.Typer) -> None:
-    group.command("paths")(check_paths)

@@ -119,7 +119,3 @@ def check_silent(
         f"silent units ({summary['n_images']} {split} images, threshold {threshold}, "
         f"max fraction {max_fraction}): {counts}; summary in {out / 'summary.json'}"
     )
-
-
-def register(group: typer.Typer) -> None:
-    group.command("silent")(check_silent)

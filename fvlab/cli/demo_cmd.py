@@ -31,7 +31,3 @@ def demo(
 
     report = run_demo(out, seed, full, not quiet, only.split(",") if only else None)
     print(f"report: {report}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(demo)

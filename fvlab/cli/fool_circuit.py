@@ -119,8 +119,3 @@ def circuit(
         f"{nat['fraction_identical']:.4f}; fooled units {summary['fooling']['share_fooled']:.2f}; "
         f"{out / 'summary.json'}"
     )
-
-
-def register(group: typer.Typer) -> None:
-    group.command("circuit")(circuit)
-    group.command("train-detector")(train_detector)

@@ -116,7 +116,3 @@ def fool_silent(
         f"closer to the target for {fv['share_closer_to_target']:.0%} of units; summary in "
         f"{out / 'summary.json'}"
     )
-
-
-def register(group: typer.Typer) -> None:
-    group.command("silent")(fool_silent)

@@ -104,9 +104,3 @@ def evaluate(
     }
     path = write_summary(out, summary)
     print(f"top-1 {accuracy.top1:.4f} ({accuracy.correct}/{accuracy.n_images}); {path}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(layers)
-    app.command("train-reference")(train_reference)
-    app.command()(evaluate)

@@ -114,7 +114,3 @@ def render(
 def _logits_layer(loaded) -> str | None:
     names = loaded.layer_names()
     return names[-1] if names else None
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(render)

@@ -142,8 +142,3 @@ def build(
             kinds[unit["kind"]] = kinds.get(unit["kind"], 0) + 1
         counts = ", ".join(f"{n} {k}" for k, n in kinds.items())
         print(f"study stimuli for {counts} units written to {out / 'manifest.json'}")
-
-
-def register(group: typer.Typer) -> None:
-    """Add ``build`` to the ``study`` command group."""
-    group.command()(build)

@@ -311,12 +311,3 @@ def power(
     )
     for point in result["curve"]:
         print(f"  n={point['n']:<5} power={point['power']:.3f}")
-
-
-def register(group: typer.Typer) -> None:
-    """Add these commands to the ``study`` group."""
-    group.command()(serve)
-    group.command()(export)
-    group.command()(analyze)
-    group.command()(simulate)
-    group.command()(power)

@@ -43,7 +43,3 @@ def theory(
     if failed:
         typer.echo("checks failed: " + "; ".join(failed), err=True)
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("theory")(theory)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fvlab.data.dataset import slice_fields
 from fvlab.data.idx import iter_idx, read_idx, read_idx_header
 from fvlab.errors import CorruptFileError, DatasetNotFoundError
 
@@ -95,6 +96,10 @@ class FashionMNIST:
             )
         stop = n_images if self.stop is None else min(self.stop, n_images)
         return max(0, stop - self.start)
+
+    def slice(self, first: int, stop: int | None = None):
+        """Images ``first``…``stop − 1`` of this dataset (see fvlab.data.dataset.Dataset)."""
+        return slice_fields(self, first, stop)
 
     @property
     def class_names(self) -> tuple[str, ...]:

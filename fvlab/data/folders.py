@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from fvlab.data.dataset import slice_fields
 from fvlab.errors import CorruptFileError, DatasetNotFoundError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -85,6 +86,10 @@ class ImageFolder:
             )
         object.__setattr__(self, "_classes", tuple(classes))
         object.__setattr__(self, "_files", tuple(files[self.start : self.stop]))
+
+    def slice(self, first: int, stop: int | None = None):
+        """Images ``first``…``stop − 1`` of this dataset (see fvlab.data.dataset.Dataset)."""
+        return slice_fields(self, first, stop)
 
     @property
     def class_names(self) -> tuple[str, ...]:

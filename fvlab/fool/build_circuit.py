@@ -94,7 +94,7 @@ def build_circuit(
 ) -> BuiltCircuit:
     """Derive constants and install a circuit at ``layer`` of ``fooled_copy`` (a second,
     fresh copy of ``model``, modified in place). ``natural``: images (N, C, H, W) in [0, 1]."""
-    from fvlab.fv.api import render
+    from fvlab.optvis.api import render
 
     if mode not in ("permute", "target"):
         raise FvlabError(f"unknown mode {mode!r}; valid: permute, target")

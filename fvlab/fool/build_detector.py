@@ -37,7 +37,7 @@ from fvlab.fool.trajectories import (
     render_trajectories,
     split_units,
 )
-from fvlab.fv.transforms import make_transforms
+from fvlab.optvis.transforms import make_transforms
 
 #: units whose visualizations train the detector, per fmnist-cnn layer (channel counts): the
 #: logits, and every channel before (BatchNorm) and after its ReLU — a ReLU unit's visualization

@@ -93,7 +93,7 @@ def centred_on(template: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     (h, w), (big_h, big_w) = template.shape[-2:], tuple(size)
     if (h, w) == (big_h, big_w):
         return template
-    from fvlab.fv.transforms import affine_resample
+    from fvlab.optvis.transforms import affine_resample
 
     # output pixel (u, v) samples template position (u − (W − w)/2, v − (H − h)/2)
     matrix = template.new_tensor([[[1.0, 0.0, -(big_w - w) / 2], [0.0, 1.0, -(big_h - h) / 2]]])

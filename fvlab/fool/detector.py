@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fvlab.fv.transforms import make_transforms
+from fvlab.optvis.transforms import make_transforms
 from fvlab.progress import progress_bar
 
 

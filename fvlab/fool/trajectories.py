@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from fvlab.fv import objectives as obj
+from fvlab.optvis import objectives as obj
 
 SNAPSHOT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 #: the denser log-spaced snapshots the detector trains and is evaluated on (⊃ SNAPSHOT_STEPS)
@@ -112,7 +112,7 @@ def render_trajectories(
     images, units, names, step_ids = [], [], [], []
     objective = obj.layer_units(list(pairs))
     for index, setting in enumerate(settings):
-        from fvlab.fv.api import render
+        from fvlab.optvis.api import render
 
         result = render(
             model,

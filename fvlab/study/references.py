@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from fvlab.errors import FvlabError
-from fvlab.fv.objectives import Activations, Objective
+from fvlab.optvis.objectives import Activations, Objective
 from fvlab.progress import progress_bar
 from fvlab.study.occlusion import grid_positions, unit_activations, window_masks
 
@@ -100,7 +100,7 @@ def render_references(
     optimisation with fvlab.render's defaults (FFT parameterization, standard transforms).
     ``scales``: divide each unit's activation by this (e.g. its standard deviation over natural
     images) so that one ``diversity`` weight means the same for every unit and layer."""
-    from fvlab.fv.api import render
+    from fvlab.optvis.api import render
 
     objective = grouped_diversity_objective(layer_units, per_unit, diversity, scales)
     result = render(

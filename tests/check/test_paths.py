@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from fvlab.check.layers import forward_order
 from fvlab.check.paths import (
     STATISTICS,
     exemplar_path_similarity,
@@ -17,11 +16,12 @@ from fvlab.check.paths import (
     render_class_fvs,
 )
 from fvlab.check.similarity import similarity_matrix
-from fvlab.check.sweep import InMemoryImages, select_per_class
 from fvlab.cli import main
+from fvlab.data.dataset import InMemoryImages, select_per_class
 from fvlab.data.fashion_mnist import FashionMNIST
 from fvlab.errors import FvlabError
 from fvlab.models.hooks import capture
+from fvlab.models.probe import forward_order
 
 
 @pytest.fixture(scope="module")

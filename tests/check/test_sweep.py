@@ -4,18 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from fvlab.check.layers import choose_layers, forward_order
-from fvlab.check.sweep import (
-    InMemoryImages,
-    fetch_images,
-    merge_sweeps,
-    reduce_activation,
-    select_per_class,
-    sweep,
-)
+from fvlab.activations.sweep import merge_sweeps, reduce_activation, sweep
+from fvlab.data.dataset import InMemoryImages, fetch_images, select_per_class
 from fvlab.data.fashion_mnist import FashionMNIST
 from fvlab.errors import FvlabError, UnknownLayerError
 from fvlab.models.hooks import capture
+from fvlab.models.probe import choose_layers, forward_order
 
 FMNIST_LAYERS = [
     "conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2", "conv3", "bn3", "relu3",

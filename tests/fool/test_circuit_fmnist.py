@@ -44,7 +44,7 @@ def test_detector_accuracy_natural_and_heldout(fmnist_test):
     # a fresh sample of held-out-unit trajectories, rendered now with another seed
     model = fvlab.load("fmnist-cnn")
     heldout = [tuple(u.split(":")) for u in record["heldout_units"]][::2]
-    from fvlab.fv import objectives as obj
+    from fvlab.optvis import objectives as obj
 
     result = fvlab.render(
         model,

@@ -8,8 +8,8 @@ import torch
 
 from fvlab.data.fashion_mnist import FashionMNIST
 from fvlab.errors import FvlabError
-from fvlab.fv import objectives as obj
 from fvlab.models.hooks import capture
+from fvlab.optvis import objectives as obj
 from fvlab.study.exemplars import RunningTopK, gather_images, top_exemplars
 from fvlab.study.occlusion import (
     grid_positions,

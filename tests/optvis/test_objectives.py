@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fvlab.fv import objectives as obj
+from fvlab.optvis import objectives as obj
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fvlab.fv.transforms import (
+from fvlab.optvis.transforms import (
     AffineJitterConfig,
     FusedAffineJitter,
     Jitter,

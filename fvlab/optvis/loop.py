@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from fvlab.fv.objectives import Objective
-from fvlab.fv.relu_redirect import redirect_relu_gradients
-from fvlab.fv.transforms import Transform
 from fvlab.models.hooks import Capture
+from fvlab.optvis.objectives import Objective
+from fvlab.optvis.relu_redirect import redirect_relu_gradients
+from fvlab.optvis.transforms import Transform
 from fvlab.progress import progress_bar
 
 CHANNELS_LAST = torch.channels_last

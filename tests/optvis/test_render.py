@@ -8,8 +8,8 @@ import torch
 
 import fvlab
 from fvlab.errors import FvlabError, UnknownLayerError
-from fvlab.fv import objectives as obj
-from fvlab.fv.relu_redirect import redirected_relu
+from fvlab.optvis import objectives as obj
+from fvlab.optvis.relu_redirect import redirected_relu
 
 
 @pytest.fixture(scope="module")

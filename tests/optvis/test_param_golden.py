@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fvlab.fv.param import (
+from fvlab.optvis.param import (
     COLOR_CORRELATION_SVD_SQRT,
     FFTImage,
     PhaseImage,

@@ -4,8 +4,8 @@ One forward pass per batch captures every requested layer; each layer's output i
 one vector per image inside the capture hook (``capture(..., map_output=...)``), so the large
 output is freed as soon as the next layer has used it, as in a plain forward pass. The reduced
 vectors of all layers are concatenated column-wise and fed to one set of bounded accumulators
-(:mod:`fvlab.check.accumulators`), split back per layer at the end. Memory is therefore O(batch × activations +
-units × (k + m)), independent of the number of images. Reductions of a (B, C, H, W) output:
+(:mod:`fvlab.activations.accumulators`), split back per layer at the end. Memory is therefore
+O(batch × activations + units × (k + m)), independent of the number of images. Reductions of a (B, C, H, W) output:
 
 * ``flatten``       (B, C·H·W) — every position of every channel is a unit
 * ``spatial_mean``  (B, C), (1/HW) Σ_{h,w} a[b, c, h, w] — the quantity FV objectives maximise
@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import torch
 
-from fvlab.check.accumulators import Moments, Sample, TopK
+from fvlab.activations.accumulators import Moments, Sample, TopK
 from fvlab.errors import FvlabError
 from fvlab.models.hooks import capture, resolve_layers
 from fvlab.progress import progress_bar
@@ -178,7 +177,7 @@ def sweep(
     names = list(dict.fromkeys(layer for layer, _ in plan))
     resolve_layers(model.module, names)
     several = len(plan) != len(names)
-    start = int(getattr(dataset, "start", 0) or 0)
+    start = dataset.start
     position = start
     device = model.device
     total = len(dataset)
@@ -223,98 +222,3 @@ def sweep(
         stats[(layer, how)] = fused.columns(layer, how, slice(offset, offset + width))
         offset += width
     return SweepResult(stats, [(start, position)])
-
-
-@dataclass(frozen=True)
-class InMemoryImages:
-    """Images (N, C, H, W) in [0, 1] and labels (N,) held in memory, with the dataset interface
-    (``len``, ``batches``, ``start``) so they can be swept like a file-backed dataset."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    start: int = 0
-
-    def __post_init__(self) -> None:
-        if self.images.ndim != 4 or self.labels.shape != (self.images.shape[0],):
-            raise ValueError(
-                f"expected images (N, C, H, W) and labels (N,), got {tuple(self.images.shape)}, "
-                f"{tuple(self.labels.shape)}"
-            )
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def batches(self, batch_size: int = 256):
-        for first in range(0, len(self), batch_size):
-            yield (
-                self.images[first : first + batch_size],
-                self.labels[first : first + batch_size],
-            )
-
-
-def select_per_class(
-    dataset, classes: Sequence[int], per_class: int, batch_size: int = 256
-) -> InMemoryImages:
-    """The first ``per_class`` images (in dataset order) of each class in ``classes``, grouped by
-    class in the order of ``classes``; stops reading once every class is complete."""
-    if per_class < 1:
-        raise FvlabError(f"images per class must be >= 1, got {per_class}")
-    wanted = [int(c) for c in classes]
-    if len(set(wanted)) != len(wanted):
-        raise FvlabError(f"classes repeat in {wanted}; give each class once")
-    names = getattr(dataset, "class_names", None)
-    if names is not None:
-        bad = [c for c in wanted if not 0 <= c < len(names)]
-        if bad:
-            raise FvlabError(
-                f"classes {bad} do not exist; the dataset has {len(names)} classes "
-                f"(0–{len(names) - 1})"
-            )
-    found: dict[int, list[torch.Tensor]] = {c: [] for c in wanted}
-    counts = dict.fromkeys(wanted, 0)
-    for images, labels in dataset.batches(batch_size):
-        for c in wanted:
-            if counts[c] < per_class:
-                take = images[labels == c][: per_class - counts[c]]
-                found[c].append(take)
-                counts[c] += take.shape[0]
-        if all(n >= per_class for n in counts.values()):
-            break
-    short = {c: n for c, n in counts.items() if n < per_class}
-    if short:
-        raise FvlabError(
-            f"not enough natural images: class(es) {short} have fewer than {per_class}; "
-            "lower --images-per-class or add images"
-        )
-    images = torch.cat([torch.cat(found[c]) for c in wanted])
-    labels = torch.tensor([c for c in wanted for _ in range(per_class)], dtype=torch.int64)
-    return InMemoryImages(images, labels)
-
-
-def fetch_images(
-    dataset, indices: Sequence[int] | np.ndarray, batch_size: int = 256
-) -> torch.Tensor:
-    """Images at global dataset ``indices`` (any order, repeats allowed), in that order.
-
-    One streaming pass over ``dataset``; only the requested images are kept."""
-    wanted = np.asarray(indices, dtype=np.int64).ravel()
-    if wanted.size == 0:
-        raise ValueError("no indices given")
-    unique = np.unique(wanted)
-    start = int(getattr(dataset, "start", 0) or 0)
-    found: dict[int, torch.Tensor] = {}
-    position = start
-    for images, _ in dataset.batches(batch_size):
-        stop = position + images.shape[0]
-        lo, hi = np.searchsorted(unique, [position, stop])
-        for index in unique[lo:hi]:
-            found[int(index)] = images[int(index) - position]
-        position = stop
-        if len(found) == unique.size:
-            break
-    missing = [int(i) for i in unique if int(i) not in found]
-    if missing:
-        raise FvlabError(
-            f"indices {missing[:5]} are outside the dataset range [{start}, {position})"
-        )
-    return torch.stack([found[int(i)] for i in wanted])

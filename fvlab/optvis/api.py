@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from fvlab.errors import FvlabError
-from fvlab.fv import objectives as obj
-from fvlab.fv.loop import Callback, OptimizerFactory, RenderResult, optimise
-from fvlab.fv.param import FFTImage, PhaseImage, PixelImage, estimate_magnitude
-from fvlab.fv.transforms import Transform, make_transforms
 from fvlab.models.hooks import Capture, resolve_layers
+from fvlab.optvis import objectives as obj
+from fvlab.optvis.loop import Callback, OptimizerFactory, RenderResult, optimise
+from fvlab.optvis.param import FFTImage, PhaseImage, PixelImage, estimate_magnitude
+from fvlab.optvis.transforms import Transform, make_transforms
 
 ParamName = Literal["fft", "pixel", "maco"]
-#: lucid's update count for thresholds=(512,): 513 updates, see fvlab.fv.loop.optimise
+#: lucid's update count for thresholds=(512,): 513 updates, see fvlab.optvis.loop.optimise
 LUCID_STEPS = 512
 
 
@@ -52,7 +52,7 @@ def make_param(
     init_sd: float = 0.01,
     magnitude: torch.Tensor | None = None,
 ) -> nn.Module:
-    """Build a parameterization by name (see fvlab.fv.param)."""
+    """Build a parameterization by name (see fvlab.optvis.param)."""
     if name == "fft":
         return FFTImage(
             batch, channels, size, sd=init_sd, decay_power=decay_power, generator=generator
