@@ -70,7 +70,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import fvlab
-    from fvlab.check.audit import audit, roc_auc
+    from fvlab.check import AuditSettings, audit, roc_auc
     from fvlab.check.manipulations import gate_units, silent_branch
     from fvlab.data.fashion_mnist import FashionMNIST
 
@@ -81,7 +81,8 @@ def main() -> None:
 
     def run(model, layer, units=None):
         start = time.perf_counter()
-        result = audit(model, layer, test, units=units, steps=args.steps, show_progress=False)
+        settings = AuditSettings(layer=layer, units=units, steps=args.steps)
+        result = audit(model, test, settings, show_progress=False)
         return result, time.perf_counter() - start
 
     clean = {}

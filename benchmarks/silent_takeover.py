@@ -25,7 +25,6 @@ Usage: .venv/bin/python benchmarks/silent_takeover.py [--layer conv3] [--lams 0.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -33,16 +32,13 @@ import torch
 
 
 def measure(fooled, units: list[int], steps: int, seed: int, model) -> dict:
-    """Render both models (fvlab.fool.silent_eval.compare_visualizations) and add the branch's
-    pre-activation excess on the original and on the fooled FVs."""
-    from fvlab.fool.silent import CHILD
-    from fvlab.fool.silent_eval import compare_visualizations
+    """Render both models (fvlab.fool.silent.compare_visualizations, correlations by
+    fvlab.fool.measures) and add the branch's pre-activation excess on the original and on the
+    fooled FVs."""
+    from fvlab.fool.silent import CHILD, compare_visualizations
     from fvlab.models.hooks import capture
 
-    comparison = compare_visualizations(
-        model, fooled.model, fooled.attach, units, fooled.target,
-        steps=steps, seed=seed, show_progress=False,
-    )  # fmt: skip
+    comparison = compare_visualizations(model, fooled, steps=steps, seed=seed, show_progress=False)
     idx = torch.arange(len(units))
     spread = torch.as_tensor(fooled.natural.max - fooled.natural.mean).flatten()
     excess = {}
@@ -80,12 +76,13 @@ def main() -> None:
     torch.set_num_threads(2)
 
     import fvlab
+    from fvlab.data.dataset import head
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.fool.silent import silent
     from fvlab.int_lists import parse_int_list
 
     model = fvlab.load("fmnist-cnn")
-    natural = dataclasses.replace(FashionMNIST("train"), stop=args.natural_limit)
+    natural = head(FashionMNIST("train"), args.natural_limit, "natural_limit")
     conv = model.module.get_submodule(args.layer)
     units = parse_int_list(args.units) if args.units else list(range(conv.out_channels))
     print(

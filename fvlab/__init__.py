@@ -7,26 +7,19 @@ whether they help. Submodules are imported lazily so that ``import fvlab`` does 
 
 from __future__ import annotations
 
-from typing import Any
+from fvlab.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "load": ("fvlab.models.zoo", "load"),
-    "from_module": ("fvlab.models.zoo", "from_module"),
-    "capture": ("fvlab.models.hooks", "capture"),
-    "InputSpec": ("fvlab.models.spec", "InputSpec"),
-    "render": ("fvlab.optvis.api", "render"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'fvlab' has no attribute {name!r}")
-    import importlib
-
-    module_name, attr = _LAZY[name]
-    return getattr(importlib.import_module(module_name), attr)
-
-
-__all__ = sorted(_LAZY) + ["__version__"]
+__getattr__, _PUBLIC = lazy_exports(
+    __name__,
+    {
+        "load": "fvlab.models.zoo",
+        "from_module": "fvlab.models.zoo",
+        "LoadedModel": "fvlab.models.zoo",
+        "capture": "fvlab.models.hooks",
+        "InputSpec": "fvlab.models.spec",
+        "render": "fvlab.optvis.api",
+    },
+)
+__all__ = [*_PUBLIC, "__version__"]

@@ -25,5 +25,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             f"unknown device {device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
         ) from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise FvlabError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        raise FvlabError(
+            f"device {device!r} requested but CUDA is not available; "
+            "use device='cpu' (--device cpu)"
+        )
     return resolved

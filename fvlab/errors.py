@@ -33,3 +33,7 @@ class InputShapeError(FvlabError, ValueError):
 
 class RepeatedModuleError(FvlabError):
     """A captured module ran more than once in one forward pass, so its output is ambiguous."""
+
+
+class FvlabWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints one line)."""

@@ -2,7 +2,7 @@
 
 A job is a library function
 
-    run_<job>(model: LoadedModel, settings: <Job>Settings, out: Path | None = None, *,
+    run_<job>(model: LoadedModel, settings: <Job>Settings, out: OutDir = None, *,
               show_progress: bool = True) -> <Job>Result
 
 (jobs without a model, such as ``run_theory``, drop the first argument). The CLI only parses
@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from fvlab.errors import FvlabError
+
+#: the ``out`` argument of every job: the folder to save the result into, or None to keep it
+OutDir = Path | None
 
 
 class SettingsError(FvlabError, ValueError):
@@ -126,7 +129,7 @@ class JobResult(Protocol):
 R = TypeVar("R", bound=JobResult)
 
 
-def finish(result: R, out: Path | None) -> R:
+def finish(result: R, out: OutDir) -> R:
     """Save ``result`` into ``out`` when a folder is given; return it."""
     if out is not None:
         result.save(Path(out))

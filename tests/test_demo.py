@@ -70,7 +70,6 @@ def test_report_numbers_are_the_summaries(demo):
     assert clean_paths["nat_same_above_other_everywhere"]
     assert numbers["theory"]["all_checks_pass"]
     assert set(numbers["study"]["conditions"]) == {"synthetic", "natural", "mixed", "blur", "none"}
-    assert sum(summary["timings_seconds"].values()) <= 600
 
 
 def test_same_seed_same_numbers(demo, tmp_path):
@@ -86,7 +85,11 @@ def test_bad_section_names_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--out", str(tmp_path), "--only", "model,rendr", "-q"])
     assert exit_info.value.code == 2
-    assert "unknown demo section(s) rendr" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("fvlab: error: only: unknown demo section(s) rendr")
+    assert err.count("\n") == 1
     with pytest.raises(SystemExit):
         main(["demo", "--out", str(tmp_path), "--only", "audit", "-q"])
-    assert "add them to --only" in capsys.readouterr().err
+    assert (
+        "only: sections audit read the models that circuit, silent build" in capsys.readouterr().err
+    )

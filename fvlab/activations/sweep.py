@@ -5,7 +5,8 @@ one vector per image inside the capture hook (``capture(..., map_output=...)``),
 output is freed as soon as the next layer has used it, as in a plain forward pass. The reduced
 vectors of all layers are concatenated column-wise and fed to one set of bounded accumulators
 (:mod:`fvlab.activations.accumulators`), split back per layer at the end. Memory is therefore
-O(batch × activations + units × (k + m)), independent of the number of images. Reductions of a (B, C, H, W) output:
+O(batch × activations + units × (k + m)), independent of the number of images. Reductions of
+a (B, C, H, W) output:
 
 * ``flatten``       (B, C·H·W) — every position of every channel is a unit
 * ``spatial_mean``  (B, C), (1/HW) Σ_{h,w} a[b, c, h, w] — the quantity FV objectives maximise
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -29,6 +30,10 @@ from fvlab.activations.accumulators import Moments, Sample, TopK
 from fvlab.errors import FvlabError
 from fvlab.models.hooks import capture, resolve_layers
 from fvlab.progress import progress_bar
+
+if TYPE_CHECKING:
+    from fvlab.data.dataset import Dataset
+    from fvlab.models.zoo import LoadedModel
 
 Reduction = Literal["flatten", "spatial_mean", "spatial_max", "spatial_min"]
 REDUCTIONS: tuple[str, ...] = ("flatten", "spatial_mean", "spatial_max", "spatial_min")
@@ -149,8 +154,8 @@ def _plan(
 
 
 def sweep(
-    model,
-    dataset,
+    model: LoadedModel,
+    dataset: Dataset,
     layers: Sequence[str] | Mapping[str, str | Sequence[str]],
     *,
     reduce: str | Sequence[str] = "spatial_mean",
@@ -162,8 +167,9 @@ def sweep(
     consumer: Consumer | None = None,
     show_progress: bool = True,
 ) -> SweepResult:
-    """Stream ``dataset`` (anything with ``.batches(n)`` and ``len()``) through ``model`` (a
-    LoadedModel) and accumulate per-unit statistics for every (layer, reduction).
+    """Stream ``dataset`` (a :class:`~fvlab.data.dataset.Dataset`: image indices are global,
+    from ``dataset.start``) through ``model`` and accumulate per-unit statistics for every
+    (layer, reduction).
 
     ``layers``: names (each reduced with ``reduce``, one or several reductions), or a mapping
     layer → reduction(s). ``moments``: mean/var/min/max/active count; ``top_k``: exact top-k

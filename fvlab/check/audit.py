@@ -24,41 +24,41 @@ For every unit u (channel spatial mean, or a linear layer's output) the audit me
               natural image). Reported, not scored: P1 found FVs of clean units near 0 in
               most layers, so a low value alone is not a sign of manipulation.
 
-Score = max(excess / excess_threshold, jump / jump_threshold, silent_threshold / active); a unit
+Score = max(excess / thresholds.excess, jump / thresholds.jump, thresholds.silent / active); a unit
 is flagged when its score is >= 1, with the reasons (``out_of_distribution``, ``gate``,
 ``silent``) that crossed their threshold. All units are rendered in ONE batched optimisation.
+
+:func:`audit` runs the steps on a dataset; :func:`run_audit` is the job (``fvlab audit``):
+natural images from the settings, :func:`audit`, and :meth:`AuditResult.save` (audit.csv,
+audit.html, summary.json).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from fvlab.activations.sweep import sweep
-from fvlab.check.interpolation import response_path
-from fvlab.check.paths import exemplar_path_similarity
-from fvlab.data.dataset import fetch_images
+from fvlab.check.interpolation import PathResponse, response_path
+from fvlab.check.paths import ExemplarPaths, exemplar_path_similarity
+from fvlab.check.report import write_audit_html, write_csv
+from fvlab.check.settings import AuditSettings, AuditThresholds
+from fvlab.data.dataset import Dataset, fetch_images, head
 from fvlab.errors import FvlabError
-from fvlab.models.probe import forward_order
+from fvlab.jobs import OutDir, finish
+from fvlab.models.probe import check_units, forward_order
 from fvlab.progress import progress_bar
+from fvlab.report.summary import write_summary
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
 
 FLAGS = ("out_of_distribution", "gate", "silent")
-
-
-@dataclass(frozen=True)
-class AuditThresholds:
-    """Flag thresholds (defaults calibrated on clean fmnist-cnn, see docs/check.md)."""
-
-    excess: float = 10.0
-    jump: float = 0.01
-    silent: float = 0.001
-
-    def __post_init__(self) -> None:
-        if min(self.excess, self.jump, self.silent) <= 0:
-            raise FvlabError(f"audit thresholds must be positive, got {self}")
 
 
 @dataclass
@@ -95,17 +95,17 @@ class AuditResult:
             "settings": self.settings,
         }
 
+    def save(self, out: Path) -> Path:
+        """``audit.csv`` (one row per unit, the exemplar list last), ``audit.html`` (the table
+        with each unit's FV and top exemplar) and ``summary.json`` into ``out``."""
+        out = Path(out)
+        columns = [k for k in self.rows[0] if k != "top_exemplars"] + ["top_exemplars"]
+        write_csv(out / "audit.csv", [{k: row[k] for k in columns} for row in self.rows])
+        write_audit_html(self, out / "audit.html")
+        return write_summary(out, self.summary())
 
-def _layer_units(model, layer: str) -> int:
-    from fvlab.models.hooks import capture
 
-    size = model.spec.size
-    with torch.no_grad(), capture(model.module, [layer], detach=True) as cap:
-        model(torch.full((1, model.spec.channels, size, size), 0.5, device=model.device))
-        return int(cap[layer].shape[1])
-
-
-def _path_layers(model, layer: str, path_layers: Sequence[str] | None) -> list[str]:
+def _path_layers(model: LoadedModel, layer: str, path_layers: Sequence[str] | None) -> list[str]:
     if path_layers is not None:
         return list(path_layers)
     order = forward_order(model)
@@ -126,168 +126,239 @@ def score_units(
     return score, flags
 
 
-def audit(
-    model,
-    layer: str,
-    dataset,
-    *,
-    units: Sequence[int] | None = None,
-    steps: int = 256,
-    top_k: int = 5,
-    n_reference: int = 32,
-    snapshot_steps: Sequence[int] = (4, 16, 64),
-    path_exemplars: int = 3,
-    relu_redirect_steps: int = 16,
-    path_layers: Sequence[str] | None = None,
-    metric: str = "spearman",
-    thresholds: AuditThresholds | None = None,
-    seed: int = 0,
-    batch_size: int = 256,
-    show_progress: bool = True,
-    **render_kwargs,
-) -> AuditResult:
-    """Audit ``units`` (default: all) of ``layer`` against natural images from ``dataset``.
+@dataclass
+class _Natural:
+    """Step 1: natural statistics of the audited units (U), from one sweep of the dataset."""
 
-    Steps: (1) one streaming sweep of ``dataset`` for per-unit statistics (spatial mean:
-    moments and top-``top_k`` exemplars; spatial max: active fraction; a random sample of
-    ``n_reference`` images); (2) one batched render of every unit (``steps`` updates,
-    ``render_kwargs`` passed on to :func:`fvlab.render`), keeping the images after
-    ``snapshot_steps`` updates too, with lucid's ReLU-gradient redirection for the first
-    ``relu_redirect_steps`` updates so that a unit dead on the start image still gets a
-    visualization (and a hidden branch behind it a chance to show); (3) response paths from
-    each of the unit's top ``path_exemplars`` exemplars to its final FV and to each snapshot,
-    with bisected jumps (several exemplars: a gate may misroute the most extreme natural image,
-    and a path whose two ends it routes alike has nothing to jump); (4) exemplar path
-    similarity; (5) scores and flags."""
-    import fvlab
+    n_images: int
+    mean: np.ndarray  # (U,) mean over images of the spatial-mean activation
+    std: np.ndarray  # (U,) its standard deviation
+    min: np.ndarray  # (U,) its minimum
+    max: np.ndarray  # (U,) its maximum
+    active: np.ndarray  # (U,) fraction of images with spatial max > 0
+    position_range: np.ndarray  # (U,) max of the spatial max − min of the spatial min
+    exemplars: np.ndarray  # (U, k) global indices of the top-k images (spatial mean)
+    sample: np.ndarray  # (n_reference,) global indices of a uniform sample of images
 
-    thresholds = thresholds or AuditThresholds()
-    if top_k < 2:
-        raise FvlabError(f"top_k must be >= 2 (exemplar pairs are compared), got {top_k}")
-    if not 1 <= path_exemplars <= top_k:
-        raise FvlabError(f"path_exemplars must be in 1…top_k ({top_k}), got {path_exemplars}")
-    n_units = _layer_units(model, layer)
-    unit_ids = list(range(n_units)) if units is None else [int(u) for u in units]
-    bad = [u for u in unit_ids if not 0 <= u < n_units]
-    if bad or not unit_ids:
-        raise FvlabError(
-            f"layer {layer!r} has {n_units} units (0–{n_units - 1}); invalid units: {bad[:10]}"
-        )
-    if len(dataset) < max(top_k, n_reference):
-        raise FvlabError(f"the dataset has {len(dataset)} images; the audit needs >= {top_k}")
+
+def _natural_statistics(
+    model: LoadedModel,
+    dataset: Dataset,
+    settings: AuditSettings,
+    unit_ids: list[int],
+    show_progress: bool,
+) -> _Natural:
+    """Step 1: one streaming sweep: spatial mean (moments, top-k), spatial max and min."""
+    layer = settings.layer
     natural = sweep(
         model,
         dataset,
         {layer: ["spatial_mean", "spatial_max", "spatial_min"]},
-        top_k=top_k,
-        sample=n_reference,
-        seed=seed,
-        batch_size=batch_size,
+        top_k=settings.top_k,
+        sample=settings.n_reference,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
         show_progress=show_progress,
     )
     mean_stats = natural[(layer, "spatial_mean")]
     max_stats = natural[(layer, "spatial_max")]
     min_stats = natural[(layer, "spatial_min")]
     ids = np.asarray(unit_ids)
-    nat_mean, nat_max = mean_stats.moments.mean[ids], mean_stats.moments.max[ids]
-    nat_min, nat_std = mean_stats.moments.min[ids], mean_stats.moments.std[ids]
-    active = max_stats.moments.active_fraction[ids]
-    # the natural range of one position of the unit's map: the scale of a jump of the map
-    position_range = max_stats.moments.max[ids] - min_stats.moments.min[ids]
-    exemplar_index = mean_stats.top.indices[ids]  # (U, k)
+    moments = mean_stats.moments
+    return _Natural(
+        n_images=natural.n_images,
+        mean=moments.mean[ids],
+        std=moments.std[ids],
+        min=moments.min[ids],
+        max=moments.max[ids],
+        active=max_stats.moments.active_fraction[ids],
+        # the natural range of one position of the unit's map: the scale of a jump of the map
+        position_range=max_stats.moments.max[ids] - min_stats.moments.min[ids],
+        exemplars=mean_stats.top.indices[ids],
+        sample=mean_stats.sample.indices,
+    )
 
+
+@dataclass
+class _Render:
+    """Step 2: the FVs (U, C, H, W), the path endpoints (the final FVs, then earlier states of
+    the same optimisation) with their update counts, and each FV's objective (U,)."""
+
+    images: torch.Tensor
+    endpoints: list[torch.Tensor]
+    endpoint_steps: list[int]
+    activation: np.ndarray
+
+
+def _render(
+    model: LoadedModel, settings: AuditSettings, unit_ids: list[int], show_progress: bool
+) -> _Render:
+    """Step 2: one batched render of every unit, with snapshots and ReLU redirection."""
+    import fvlab
+
+    steps = settings.steps
     render = fvlab.render(
         model,
-        layer,
+        settings.layer,
         unit_ids,
         steps=steps,
-        seed=seed,
-        thresholds=[t for t in snapshot_steps if t < steps] + [steps],
-        relu_redirect_steps=relu_redirect_steps,
+        seed=settings.seed,
+        size=settings.size,
+        thresholds=[t for t in settings.snapshot_steps if t < steps] + [steps],
+        relu_redirect_steps=settings.relu_redirect_steps,
         show_progress=show_progress,
-        **render_kwargs,
     )
-    fv_images = render.images
-    # path endpoints: the final FV and earlier states of the same optimisation
-    endpoints = [fv_images] + [img for t, img in render.snapshots.items() if t < steps]
-    endpoint_steps = [steps] + [t for t in render.snapshots if t < steps]
-    fv_act = render.objective.double().numpy()
-    size = fv_images.shape[-1]
-    wanted = np.concatenate([exemplar_index.ravel(), mean_stats.sample.indices])
-    fetched = fetch_images(dataset, wanted, batch_size)
+    return _Render(
+        images=render.images,
+        endpoints=[render.images] + [img for t, img in render.snapshots.items() if t < steps],
+        endpoint_steps=[steps] + [t for t in render.snapshots if t < steps],
+        activation=render.objective.double().numpy(),
+    )
+
+
+def _fetch(
+    dataset: Dataset, natural: _Natural, size: int, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The units' top exemplars (U, k, C, H, W) and the reference sample (R, C, H, W)."""
+    index = natural.exemplars
+    fetched = fetch_images(dataset, np.concatenate([index.ravel(), natural.sample]), batch_size)
     if fetched.shape[-1] != size:
         raise FvlabError(
             f"FVs are {size} px but natural images {fetched.shape[-1]} px; render at the "
             "natural images' size"
         )
-    exemplars = fetched[: exemplar_index.size].view(len(unit_ids), top_k, *fetched.shape[1:])
-    reference = fetched[exemplar_index.size :]
+    exemplars = fetched[: index.size].view(*index.shape, *fetched.shape[1:])
+    return exemplars, fetched[index.size :]
 
+
+def _jumps(
+    model: LoadedModel,
+    settings: AuditSettings,
+    unit_ids: list[int],
+    exemplars: torch.Tensor,
+    endpoints: list[torch.Tensor],
+) -> tuple[PathResponse, torch.Tensor]:
+    """Step 3: response paths from each unit's top ``path_exemplars`` exemplars to every
+    endpoint; returns the paths and their jumps (E·J, U), rows ordered exemplar rank e-major,
+    then endpoint j."""
+    # one path per (exemplar rank e, endpoint j, unit u), ordered e-major then j then u
+    n_exemplars, n_ends = settings.path_exemplars, len(endpoints)
+    starts = exemplars[:, :n_exemplars].transpose(0, 1)  # (E, U, C, H, W)
+    response = response_path(
+        model,
+        settings.layer,
+        unit_ids * (n_ends * n_exemplars),
+        starts.repeat_interleave(n_ends, dim=0).flatten(0, 1),
+        torch.cat(endpoints).repeat(n_exemplars, 1, 1, 1),
+        batch_size=settings.batch_size,
+    )
+    return response, response.jump.view(n_exemplars * n_ends, len(unit_ids))
+
+
+def audit(
+    model: LoadedModel,
+    dataset: Dataset,
+    settings: AuditSettings,
+    *,
+    show_progress: bool = True,
+) -> AuditResult:
+    """Audit ``settings.units`` (default: all) of ``settings.layer`` against natural images
+    from ``dataset`` (all of it: :func:`run_audit` applies ``settings.images``).
+
+    Steps: (1) one streaming sweep of ``dataset`` for per-unit statistics (spatial mean:
+    moments and top-``top_k`` exemplars; spatial max: active fraction; a random sample of
+    ``n_reference`` images); (2) one batched render of every unit (``steps`` updates at
+    ``size`` px), keeping the images after ``snapshot_steps`` updates too, with lucid's
+    ReLU-gradient redirection for the first ``relu_redirect_steps`` updates so that a unit
+    dead on the start image still gets a visualization (and a hidden branch behind it a chance
+    to show); (3) response paths from each of the unit's top ``path_exemplars`` exemplars to
+    its final FV and to each snapshot, with bisected jumps (several exemplars: a gate may
+    misroute the most extreme natural image, and a path whose two ends it routes alike has
+    nothing to jump); (4) exemplar path similarity; (5) scores and flags."""
+    layer = settings.layer
+    unit_ids = check_units(model, layer, settings.units)
+    if len(dataset) < max(settings.top_k, settings.n_reference):
+        raise FvlabError(
+            f"the dataset has {len(dataset)} images; the audit needs >= {settings.top_k}"
+        )
+    natural = _natural_statistics(model, dataset, settings, unit_ids, show_progress)
+    fv = _render(model, settings, unit_ids, show_progress)
+    exemplars, reference = _fetch(dataset, natural, fv.images.shape[-1], settings.batch_size)
     with progress_bar("audit: paths", 2, show_progress) as advance:
-        # one path per (exemplar rank e, endpoint j, unit u), ordered e-major then j then u
-        n_units, n_ends = len(unit_ids), len(endpoints)
-        starts = exemplars[:, :path_exemplars].transpose(0, 1)  # (E, U, C, H, W)
-        response = response_path(
-            model,
-            layer,
-            unit_ids * (n_ends * path_exemplars),
-            starts.repeat_interleave(n_ends, dim=0).flatten(0, 1),
-            torch.cat(endpoints).repeat(path_exemplars, 1, 1, 1),
-            batch_size=batch_size,
-        )
-        jumps = response.jump.view(path_exemplars * n_ends, n_units)
-        worst = jumps.argmax(0)
-        pick = worst * n_units + torch.arange(n_units)
+        response, jumps = _jumps(model, settings, unit_ids, exemplars, fv.endpoints)
         advance(1)
-        layers = _path_layers(model, layer, path_layers)
+        layers = _path_layers(model, layer, settings.path_layers)
         paths = exemplar_path_similarity(
-            model, fv_images, exemplars, reference, layers, metric=metric
+            model, fv.images, exemplars, reference, layers, metric=settings.metric
         )
         advance(1)
-
-    spread = np.maximum(nat_max - nat_mean, 1e-12)
-    excess = (fv_act - nat_mean) / spread
-    jump = jumps.amax(0).numpy() / np.maximum(position_range, 1e-12)
-    score, flags = score_units(excess, jump, active, thresholds)
-    normalised = paths.normalised
-    rows = []
-    for i, unit in enumerate(unit_ids):
-        rows.append(
-            {
-                "unit": unit,
-                "score": float(score[i]),
-                "flags": flags[i],
-                "excess": float(excess[i]),
-                "jump": float(jump[i]),
-                "jump_at": float(response.jump_at[pick[i]]),
-                "jump_endpoint_step": int(endpoint_steps[int(worst[i]) % n_ends]),
-                "jump_exemplar_rank": int(worst[i]) // n_ends + 1,
-                "active_fraction": float(active[i]),
-                "path_at_layer": float(normalised[-1, i]),
-                "path_mean": float(np.nanmean(normalised[:, i])),
-                "fv_activation": float(fv_act[i]),
-                "natural_mean": float(nat_mean[i]),
-                "natural_std": float(nat_std[i]),
-                "natural_min": float(nat_min[i]),
-                "natural_max": float(nat_max[i]),
-                "non_monotonicity": float(response.non_monotonicity[i]),  # to the final FV
-                "top_exemplars": [int(j) for j in exemplar_index[i]],
-            }
-        )
-    settings = {
-        "steps": steps,
-        "top_k": top_k,
-        "n_reference": n_reference,
-        "metric": metric,
-        "seed": seed,
+    rows = _rows(unit_ids, natural, fv, response, jumps, paths, settings.thresholds)
+    used = {
+        "steps": settings.steps,
+        "top_k": settings.top_k,
+        "n_reference": settings.n_reference,
+        "metric": settings.metric,
+        "seed": settings.seed,
         "natural_images": natural.n_images,
-        "thresholds": asdict(thresholds),
+        "thresholds": settings.thresholds.to_dict(),
         "bisection_width": response.width,
-        "path_exemplars": path_exemplars,
-        "relu_redirect_steps": relu_redirect_steps,
-        "path_endpoints": endpoint_steps,
+        "path_exemplars": settings.path_exemplars,
+        "relu_redirect_steps": settings.relu_redirect_steps,
+        "path_endpoints": fv.endpoint_steps,
     }
-    return AuditResult(model.name, layer, rows, layers, settings, fv_images, exemplars[:, 0])
+    return AuditResult(model.name, layer, rows, layers, used, fv.images, exemplars[:, 0])
+
+
+def _rows(
+    unit_ids: list[int],
+    natural: _Natural,
+    fv: _Render,
+    response: PathResponse,
+    jumps: torch.Tensor,
+    paths: ExemplarPaths,
+    thresholds: AuditThresholds,
+) -> list[dict]:
+    """Step 5: the measures, score and flags of every unit (module docstring)."""
+    n_units, n_ends = len(unit_ids), len(fv.endpoints)
+    worst = jumps.argmax(0)
+    pick = worst * n_units + torch.arange(n_units)
+    spread = np.maximum(natural.max - natural.mean, 1e-12)
+    excess = (fv.activation - natural.mean) / spread
+    jump = jumps.amax(0).numpy() / np.maximum(natural.position_range, 1e-12)
+    score, flags = score_units(excess, jump, natural.active, thresholds)
+    normalised = paths.normalised
+    return [
+        {
+            "unit": unit,
+            "score": float(score[i]),
+            "flags": flags[i],
+            "excess": float(excess[i]),
+            "jump": float(jump[i]),
+            "jump_at": float(response.jump_at[pick[i]]),
+            "jump_endpoint_step": int(fv.endpoint_steps[int(worst[i]) % n_ends]),
+            "jump_exemplar_rank": int(worst[i]) // n_ends + 1,
+            "active_fraction": float(natural.active[i]),
+            "path_at_layer": float(normalised[-1, i]),
+            "path_mean": float(np.nanmean(normalised[:, i])),
+            "fv_activation": float(fv.activation[i]),
+            "natural_mean": float(natural.mean[i]),
+            "natural_std": float(natural.std[i]),
+            "natural_min": float(natural.min[i]),
+            "natural_max": float(natural.max[i]),
+            "non_monotonicity": float(response.non_monotonicity[i]),  # to the final FV
+            "top_exemplars": [int(j) for j in natural.exemplars[i]],
+        }
+        for i, unit in enumerate(unit_ids)
+    ]
+
+
+def run_audit(
+    model: LoadedModel, settings: AuditSettings, out: OutDir = None, *, show_progress: bool = True
+) -> AuditResult:
+    """The audit job (``fvlab audit``): the first ``settings.images`` natural images (all by
+    default), :func:`audit`, saved into ``out`` (:meth:`AuditResult.save`) when given."""
+    dataset = head(settings.dataset(model), settings.images, "images")
+    return finish(audit(model, dataset, settings, show_progress=show_progress), out)
 
 
 def roc_auc(positive: Sequence[float], negative: Sequence[float]) -> float:

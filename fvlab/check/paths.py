@@ -22,6 +22,9 @@ Confidence bands: a vectorised, class-stratified percentile bootstrap over natur
 (resampled within each class) and over FV seeds (resampled within each class), applied to the
 per-image mean similarities — the partner sets of each image are held fixed, a standard
 approximation that keeps the bootstrap O(resamples × images) instead of recomputing pairs.
+
+:func:`run_paths` is the job (``fvlab check paths``): class FVs, natural images, the curves, and
+:meth:`PathCurves.save` writes paths.png, paths.csv, fvs.png and summary.json.
 """
 
 from __future__ import annotations
@@ -29,22 +32,37 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from fvlab.activations.sweep import reduce_activation, sweep
+from fvlab.check.report import plot_paths, write_csv
+from fvlab.check.settings import PathsSettings
 from fvlab.check.similarity import Metric, check_metric, unit_vectors
-from fvlab.data.dataset import InMemoryImages
+from fvlab.data.dataset import InMemoryImages, select_per_class
 from fvlab.errors import FvlabError
+from fvlab.jobs import OutDir, finish
 from fvlab.models.hooks import capture
+from fvlab.models.probe import choose_layers, forward_order
+from fvlab.report.images import save_grid
+from fvlab.report.summary import write_summary
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
 
 STATISTICS: tuple[str, ...] = ("fv_same", "fv_other", "nat_same", "nat_other", "normalised")
 
 
 @dataclass
 class PathCurves:
-    """Per-layer path similarities (arrays of length L) with bootstrap intervals (L, 2)."""
+    """Per-layer path similarities (arrays of length L) with bootstrap intervals (L, 2).
+
+    ``settings``: how the curves were made (model, logits layer, render steps, …; filled in by
+    :func:`run_paths`); ``fv_images`` / ``fv_labels`` / ``class_names``: the FVs compared, their
+    classes and the dataset's class names (for ``fvs.png``)."""
 
     layers: list[str]
     metric: str
@@ -57,6 +75,9 @@ class PathCurves:
     confidence: float
     n_boot: int
     settings: dict = field(default_factory=dict)
+    fv_images: torch.Tensor | None = field(default=None, repr=False)
+    fv_labels: torch.Tensor | None = field(default=None, repr=False)
+    class_names: tuple[str, ...] | None = None
 
     def rows(self) -> list[dict]:
         """One dict per layer: index, name, and value/low/high of every statistic."""
@@ -70,6 +91,56 @@ class PathCurves:
             rows.append(row)
         return rows
 
+    def summary(self) -> dict:
+        """JSON-ready summary: settings and, per layer, every statistic with its interval."""
+        return {
+            "metric": self.metric,
+            "reduction": self.reduction,
+            "classes": self.classes,
+            "images_per_class": self.images_per_class,
+            "fvs_per_class": self.fvs_per_class,
+            "bootstrap": {
+                "method": "class-stratified percentile bootstrap over natural images and FV seeds",
+                "resamples": self.n_boot,
+                "confidence": self.confidence,
+            },
+            "statistics": list(STATISTICS),
+            "same_above_other_at_every_layer": bool(
+                np.all(self.values["nat_same"] > self.values["nat_other"])
+            ),
+            "layers": [
+                {
+                    "index": row["index"],
+                    "layer": row["layer"],
+                    **{
+                        name: {"value": row[name], "ci": [row[f"{name}_low"], row[f"{name}_high"]]}
+                        for name in STATISTICS
+                    },
+                }
+                for row in self.rows()
+            ],
+            "settings": self.settings,
+        }
+
+    def save(self, out: Path) -> Path:
+        """``paths.png`` (raw and normalised curves with bands), ``paths.csv`` (one row per
+        layer), ``fvs.png`` (the FVs, one row per class) and ``summary.json`` into ``out``."""
+        out = Path(out)
+        plot_paths(self, out / "paths.png")
+        write_csv(out / "paths.csv", self.rows())
+        if self.fv_images is not None and self.fv_labels is not None:
+            names = self.class_names
+            labels = [
+                f"{c} {names[c]}" if names and c < len(names) else str(c)
+                for c in self.fv_labels.tolist()
+            ]
+            upscale = max(1, 84 // self.fv_images.shape[-1])
+            save_grid(
+                self.fv_images, out / "fvs.png", labels=labels, ncol=self.fvs_per_class,
+                upscale=upscale,
+            )  # fmt: skip
+        return write_summary(out, self.summary())
+
 
 def _layer_vectors(
     model, images: torch.Tensor, layers: Sequence[str], reduction: str, metric: Metric
@@ -81,6 +152,159 @@ def _layer_vectors(
             unit_vectors(reduce_activation(cap[layer], reduction).cpu(), metric, torch.float64)
             for layer in layers
         ]
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Which class each natural image (N) and each FV (M) belongs to; K classes, R FVs each."""
+
+    classes: list[int]
+    groups: list[np.ndarray]  # natural image indices of each class
+    image_class: np.ndarray  # (N,) class position 0…K−1 of each natural image
+    fv_class: np.ndarray  # (M,) class position of each FV
+    n_seeds: int  # R
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.array([len(g) for g in self.groups])
+
+
+def _design(natural: InMemoryImages, fv_images: torch.Tensor, fv_labels: torch.Tensor) -> _Design:
+    """Step 1: group natural images and FVs by class, checking the inputs."""
+    labels = natural.labels.numpy()
+    classes = list(dict.fromkeys(labels.tolist()))
+    groups = [np.flatnonzero(labels == c) for c in classes]
+    if len(classes) < 2 or min(len(g) for g in groups) < 2:
+        raise FvlabError("path similarity needs >= 2 classes with >= 2 natural images each")
+    fv_lab = fv_labels.numpy()
+    fv_groups = [np.flatnonzero(fv_lab == c) for c in classes]
+    n_seeds = len(fv_groups[0])
+    if n_seeds == 0 or any(len(g) != n_seeds for g in fv_groups):
+        raise FvlabError(
+            "give the same number (>= 1) of FVs for every class; FVs per class: "
+            + ", ".join(f"{c}: {len(g)}" for c, g in zip(classes, fv_groups, strict=True))
+        )
+    if fv_images.shape[1:] != natural.images.shape[1:]:
+        raise FvlabError(
+            f"FVs have shape {tuple(fv_images.shape[1:])} but natural images "
+            f"{tuple(natural.images.shape[1:])}; render the FVs at the natural images' size"
+        )
+    class_of = {c: k for k, c in enumerate(classes)}
+    image_class = np.array([class_of[c] for c in labels])
+    fv_class = np.array([class_of[c] for c in fv_lab])
+    return _Design(classes, groups, image_class, fv_class, n_seeds)
+
+
+@dataclass
+class _Similarities:
+    """Per layer (L), natural image (N): similarity to every FV (L, N, M), to itself (L, N),
+    and summed over the natural images of every class, ⟨z_i, Σ_{j∈c} z_j⟩ (L, N, K)."""
+
+    fv: np.ndarray
+    squared_norm: np.ndarray  # ⟨z_i, z_i⟩: 1, or 0 for a zero vector
+    class_sums: np.ndarray
+
+
+def _similarities(
+    model,
+    natural: InMemoryImages,
+    z_fv: list[torch.Tensor],
+    layers: list[str],
+    design: _Design,
+    *,
+    metric: Metric,
+    reduction: str,
+    batch_size: int,
+    cache_bytes: int,
+    show_progress: bool,
+) -> _Similarities:
+    """Step 2: the similarity matrices, streamed (module docstring: pass 1, then pass 2 from the
+    cached vectors or a second stream of the images)."""
+    n_layers, n_images, n_classes = len(layers), len(natural), len(design.classes)
+    fv_sims = np.zeros((n_layers, n_images, z_fv[0].shape[0]))
+    self_sims = np.zeros((n_layers, n_images))
+    class_sims = np.zeros((n_layers, n_images, n_classes))
+    class_sums: list[torch.Tensor | None] = [None] * n_layers
+    onehot = torch.nn.functional.one_hot(torch.as_tensor(design.image_class), n_classes).double()
+    # keep the natural images' unit vectors (float32) if they fit, else compute them twice
+    cached: list[list[torch.Tensor]] | None = None
+    if n_images * sum(z.shape[1] for z in z_fv) * 4 <= cache_bytes:
+        cached = [[] for _ in layers]
+
+    def first_pass(indices, _labels, reduced):
+        idx = indices.numpy()
+        for li, layer in enumerate(layers):
+            z = unit_vectors(reduced[layer], metric, torch.float64)
+            fv_sims[li, idx] = (z @ z_fv[li].T).numpy()
+            self_sims[li, idx] = (z * z).sum(1).numpy()
+            part = onehot[idx].T @ z
+            class_sums[li] = part if class_sums[li] is None else class_sums[li] + part
+            if cached is not None:
+                cached[li].append(z.float())
+
+    def second_pass(indices, _labels, reduced):
+        idx = indices.numpy()
+        for li, layer in enumerate(layers):
+            z = unit_vectors(reduced[layer], metric, torch.float64)
+            class_sims[li, idx] = (z @ class_sums[li].T).numpy()
+
+    def stream(consumer) -> None:
+        sweep(
+            model, natural, dict.fromkeys(layers, reduction), moments=False,
+            batch_size=batch_size, consumer=consumer, show_progress=show_progress,
+        )  # fmt: skip
+
+    stream(first_pass)
+    if cached is None:
+        stream(second_pass)
+    else:
+        for li in range(n_layers):
+            z = torch.cat(cached[li]).double()
+            class_sims[li] = (z @ class_sums[li].T).numpy()
+            cached[li] = []
+    return _Similarities(fv_sims, self_sims, class_sims)
+
+
+@dataclass
+class _PerImage:
+    """Step 3's per-natural-image mean similarities (L, N); ``fv_same`` keeps each of the R FVs
+    of the image's own class (L, N, R) for the seed bootstrap."""
+
+    nat_same: np.ndarray
+    nat_other: np.ndarray
+    fv_same: np.ndarray
+    fv_other: np.ndarray
+
+
+def _per_image(sims: _Similarities, design: _Design) -> _PerImage:
+    """Step 3: each natural image's mean similarity to the other images of its class, to images
+    of other classes, to the FVs of its class and to the FVs of other classes."""
+    n_images = sims.squared_norm.shape[1]
+    counts, image_class = design.counts, design.image_class
+    own = sims.class_sums[:, np.arange(n_images), image_class]  # (L, N)
+    nat_same = (own - sims.squared_norm) / (counts[image_class] - 1)
+    nat_other = (sims.class_sums.sum(2) - own) / (n_images - counts[image_class])
+    own_fv = np.stack([np.flatnonzero(design.fv_class == image_class[i]) for i in range(n_images)])
+    fv_same = np.take_along_axis(sims.fv, own_fv[None], axis=2)  # (L, N, R)
+    n_fvs = sims.fv.shape[2]
+    fv_other = (sims.fv.sum(2) - fv_same.sum(2)) / (n_fvs - design.n_seeds)
+    return _PerImage(nat_same, nat_other, fv_same, fv_other)
+
+
+def _curves(per_image: _PerImage, groups: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Step 4: the point estimates — per-image means averaged within, then over, classes."""
+
+    def class_mean(values: np.ndarray) -> np.ndarray:
+        return np.mean([values[:, g].mean(1) for g in groups], axis=0)
+
+    point = {
+        "fv_same": class_mean(per_image.fv_same.mean(2)),
+        "fv_other": class_mean(per_image.fv_other),
+        "nat_same": class_mean(per_image.nat_same),
+        "nat_other": class_mean(per_image.nat_other),
+    }
+    point["normalised"] = _normalise(point["fv_same"], point["nat_same"], point["nat_other"])
+    return point
 
 
 def _stratified_bootstrap(
@@ -107,6 +331,34 @@ def _stratified_bootstrap(
     return {name: total / len(groups) for name, total in sums.items()}
 
 
+def _bands(
+    per_image: _PerImage, groups: list[np.ndarray], n_boot: int, confidence: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Step 5: percentile bootstrap intervals (L, 2) of every statistic (module docstring)."""
+    boot = _stratified_bootstrap(
+        {
+            "fv_other": per_image.fv_other,
+            "nat_same": per_image.nat_same,
+            "nat_other": per_image.nat_other,
+        },
+        per_image.fv_same,
+        groups,
+        n_boot,
+        np.random.default_rng(seed),
+    )
+    boot["normalised"] = _normalise(boot["fv_same"], boot["nat_same"], boot["nat_other"])
+    tail = (1 - confidence) / 2 * 100
+    n_layers = per_image.fv_same.shape[0]
+    with warnings.catch_warnings():  # a layer where a statistic is undefined gets a NaN band
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {
+            name: np.nanpercentile(boot[name], [tail, 100 - tail], axis=1).T
+            if np.isfinite(boot[name]).any()
+            else np.full((n_layers, 2), np.nan)
+            for name in STATISTICS
+        }
+
+
 def _normalise(fv_same, nat_same, nat_other) -> np.ndarray:
     span = nat_same - nat_other
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -114,7 +366,7 @@ def _normalise(fv_same, nat_same, nat_other) -> np.ndarray:
 
 
 def path_similarity(
-    model,
+    model: LoadedModel,
     natural: InMemoryImages,
     fv_images: torch.Tensor,
     fv_labels: torch.Tensor,
@@ -136,130 +388,37 @@ def path_similarity(
     ``fv_labels`` (M,) naming each FV's class, the same number of FVs for every class.
     The natural images' unit vectors are kept in memory (float32) if they need at most
     ``cache_bytes``; otherwise the images are streamed through the model a second time.
+    Steps: (1) group by class, (2) activation vectors of the FVs and streamed similarity
+    matrices, (3) per-image means, (4) class-averaged curves, (5) bootstrap bands.
     """
     check_metric(metric)
     if not 0 < confidence < 1:
         raise FvlabError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 10:
         raise FvlabError(f"use at least 10 bootstrap resamples, got {n_boot}")
-    labels = natural.labels.numpy()
-    classes = list(dict.fromkeys(labels.tolist()))
-    groups = [np.flatnonzero(labels == c) for c in classes]
-    if len(classes) < 2 or min(len(g) for g in groups) < 2:
-        raise FvlabError("path similarity needs >= 2 classes with >= 2 natural images each")
-    fv_lab = fv_labels.numpy()
-    fv_groups = [np.flatnonzero(fv_lab == c) for c in classes]
-    n_seeds = len(fv_groups[0])
-    if n_seeds == 0 or any(len(g) != n_seeds for g in fv_groups):
-        raise FvlabError(
-            "give the same number (>= 1) of FVs for every class; FVs per class: "
-            + ", ".join(f"{c}: {len(g)}" for c, g in zip(classes, fv_groups, strict=True))
-        )
-    if fv_images.shape[1:] != natural.images.shape[1:]:
-        raise FvlabError(
-            f"FVs have shape {tuple(fv_images.shape[1:])} but natural images "
-            f"{tuple(natural.images.shape[1:])}; render the FVs at the natural images' size"
-        )
+    design = _design(natural, fv_images, fv_labels)
     layers = list(layers)
-    n_layers, n_images, n_classes = len(layers), len(natural), len(classes)
-    class_of = {c: k for k, c in enumerate(classes)}
-    image_class = np.array([class_of[c] for c in labels])
-
     z_fv = _layer_vectors(model, fv_images, layers, reduction, metric)
-    fv_sims = np.zeros((n_layers, n_images, fv_images.shape[0]))
-    self_sims = np.zeros((n_layers, n_images))
-    class_sums: list[torch.Tensor | None] = [None] * n_layers
-    onehot = torch.nn.functional.one_hot(torch.as_tensor(image_class), n_classes).double()
-    # keep the natural images' unit vectors (float32) if they fit, else compute them twice
-    cached: list[list[torch.Tensor]] | None = None
-    if n_images * sum(z.shape[1] for z in z_fv) * 4 <= cache_bytes:
-        cached = [[] for _ in layers]
-
-    def first_pass(indices, _labels, reduced):
-        idx = indices.numpy()
-        for li, layer in enumerate(layers):
-            z = unit_vectors(reduced[layer], metric, torch.float64)
-            fv_sims[li, idx] = (z @ z_fv[li].T).numpy()
-            self_sims[li, idx] = (z * z).sum(1).numpy()
-            part = onehot[idx].T @ z
-            class_sums[li] = part if class_sums[li] is None else class_sums[li] + part
-            if cached is not None:
-                cached[li].append(z.float())
-
-    class_sims = np.zeros((n_layers, n_images, n_classes))
-
-    def second_pass(indices, _labels, reduced):
-        idx = indices.numpy()
-        for li, layer in enumerate(layers):
-            z = unit_vectors(reduced[layer], metric, torch.float64)
-            class_sims[li, idx] = (z @ class_sums[li].T).numpy()
-
-    plan = dict.fromkeys(layers, reduction)
-    for consumer in (first_pass, second_pass):
-        if consumer is second_pass and cached is not None:
-            for li in range(n_layers):
-                z = torch.cat(cached[li]).double()
-                class_sims[li] = (z @ class_sums[li].T).numpy()
-                cached[li] = []
-            break
-        sweep(
-            model,
-            natural,
-            plan,
-            moments=False,
-            batch_size=batch_size,
-            consumer=consumer,
-            show_progress=show_progress,
-        )
-
-    counts = np.array([len(g) for g in groups])
-    own = class_sims[:, np.arange(n_images), image_class]  # (L, N)
-    nat_same = (own - self_sims) / (counts[image_class] - 1)
-    nat_other = (class_sims.sum(2) - own) / (n_images - counts[image_class])
-    fv_class = np.array([class_of[c] for c in fv_lab])
-    own_fv = np.stack([np.flatnonzero(fv_class == image_class[i]) for i in range(n_images)])
-    fv_same = np.take_along_axis(fv_sims, own_fv[None], axis=2)  # (L, N, R)
-    fv_other = (fv_sims.sum(2) - fv_same.sum(2)) / (fv_images.shape[0] - n_seeds)
-
-    def class_mean(values: np.ndarray) -> np.ndarray:
-        return np.mean([values[:, g].mean(1) for g in groups], axis=0)
-
-    point = {
-        "fv_same": class_mean(fv_same.mean(2)),
-        "fv_other": class_mean(fv_other),
-        "nat_same": class_mean(nat_same),
-        "nat_other": class_mean(nat_other),
-    }
-    point["normalised"] = _normalise(point["fv_same"], point["nat_same"], point["nat_other"])
-    rng = np.random.default_rng(seed)
-    boot = _stratified_bootstrap(
-        {"fv_other": fv_other, "nat_same": nat_same, "nat_other": nat_other},
-        fv_same,
-        groups,
-        n_boot,
-        rng,
-    )
-    boot["normalised"] = _normalise(boot["fv_same"], boot["nat_same"], boot["nat_other"])
-    tail = (1 - confidence) / 2 * 100
-    with warnings.catch_warnings():  # a layer where a statistic is undefined gets a NaN band
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ci = {
-            name: np.nanpercentile(boot[name], [tail, 100 - tail], axis=1).T
-            if np.isfinite(boot[name]).any()
-            else np.full((n_layers, 2), np.nan)
-            for name in STATISTICS
-        }
+    sims = _similarities(
+        model, natural, z_fv, layers, design, metric=metric, reduction=reduction,
+        batch_size=batch_size, cache_bytes=cache_bytes, show_progress=show_progress,
+    )  # fmt: skip
+    per_image = _per_image(sims, design)
+    counts = design.counts
     return PathCurves(
         layers=layers,
         metric=metric,
         reduction=reduction,
-        classes=[int(c) for c in classes],
+        classes=[int(c) for c in design.classes],
         images_per_class=int(counts.min()) if counts.min() == counts.max() else -1,
-        fvs_per_class=n_seeds,
-        values=point,
-        ci=ci,
+        fvs_per_class=design.n_seeds,
+        values=_curves(per_image, design.groups),
+        ci=_bands(per_image, design.groups, n_boot, confidence, seed),
         confidence=confidence,
         n_boot=n_boot,
+        fv_images=fv_images,
+        fv_labels=fv_labels,
+        class_names=natural.class_names,
     )
 
 
@@ -360,3 +519,34 @@ def exemplar_path_similarity(
             ex_ex[li, sl] = (off_diagonal / (k * (k - 1))).numpy()
             ex_ref[li, sl] = (z_ex.mean(1) @ z_ref[li].mean(0)).numpy()
     return ExemplarPaths(layers, fv_ex, ex_ex, ex_ref)
+
+
+def run_paths(
+    model: LoadedModel, settings: PathsSettings, out: OutDir = None, *, show_progress: bool = True
+) -> PathCurves:
+    """The path check (``fvlab check paths``): the first ``images_per_class`` natural images of
+    each class, ``fv_seeds`` FVs of each class logit (one batched render), the curves at every
+    layer of ``settings.layers``; saved into ``out`` (:meth:`PathCurves.save`) when given."""
+    s = settings
+    dataset = s.dataset(model)
+    layers = choose_layers(model, s.layers, s.size)
+    logits_layer = s.logits_layer or forward_order(model, s.size)[-1]
+    natural = select_per_class(dataset, s.classes, s.images_per_class, s.batch_size)
+    fvs, fv_labels = render_class_fvs(
+        model, s.classes, s.fv_seeds, logits_layer=logits_layer, logit_ids=s.logits,
+        steps=s.steps, size=natural.images.shape[-1], seed=s.seed, show_progress=show_progress,
+    )  # fmt: skip
+    curves = path_similarity(
+        model, natural, fvs, fv_labels, layers, metric=s.metric, reduction=s.reduce,
+        n_boot=s.bootstrap, seed=s.seed, batch_size=s.batch_size, show_progress=show_progress,
+    )  # fmt: skip
+    curves.settings = {
+        "model": model.name,
+        "logits_layer": logits_layer,
+        "logit_ids": list(s.logits or s.classes),
+        "steps": s.steps,
+        "seed": s.seed,
+        "size": int(natural.images.shape[-1]),
+        "natural_images": "first images of each class in dataset order",
+    }
+    return finish(curves, out)

@@ -7,11 +7,14 @@ import csv
 import html
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from fvlab.check.paths import STATISTICS, PathCurves
+if TYPE_CHECKING:
+    from fvlab.check.audit import AuditResult
+    from fvlab.check.paths import PathCurves
 
 CURVE_STYLE = {
     "nat_same": ("natural, same class", "tab:green"),
@@ -72,41 +75,6 @@ def plot_paths(curves: PathCurves, path: Path) -> Path:
     return path
 
 
-def paths_summary(curves: PathCurves) -> dict:
-    """JSON-ready summary: settings and, per layer, every statistic with its interval."""
-    return {
-        "metric": curves.metric,
-        "reduction": curves.reduction,
-        "classes": curves.classes,
-        "images_per_class": curves.images_per_class,
-        "fvs_per_class": curves.fvs_per_class,
-        "bootstrap": {
-            "method": "class-stratified percentile bootstrap over natural images and FV seeds",
-            "resamples": curves.n_boot,
-            "confidence": curves.confidence,
-        },
-        "statistics": list(STATISTICS),
-        "same_above_other_at_every_layer": bool(
-            np.all(curves.values["nat_same"] > curves.values["nat_other"])
-        ),
-        "layers": [
-            {
-                "index": row["index"],
-                "layer": row["layer"],
-                **{
-                    name: {
-                        "value": row[name],
-                        "ci": [row[f"{name}_low"], row[f"{name}_high"]],
-                    }
-                    for name in STATISTICS
-                },
-            }
-            for row in curves.rows()
-        ],
-        "settings": curves.settings,
-    }
-
-
 def _png_data_uri(image: torch.Tensor, upscale: int) -> str:
     from PIL import Image
 
@@ -134,7 +102,7 @@ AUDIT_COLUMNS = (
 )
 
 
-def write_audit_html(result, path: Path) -> Path:
+def write_audit_html(result: AuditResult, path: Path) -> Path:
     """An HTML table, one row per unit (highest score first) with its FV and top exemplar."""
     size = result.fv_images.shape[-1]
     upscale = max(1, 64 // size)

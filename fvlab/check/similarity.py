@@ -20,16 +20,19 @@ from typing import Literal
 import numpy as np
 import torch
 
-from fvlab.errors import FvlabError
+from fvlab.jobs import SettingsError
 
 Metric = Literal["spearman", "pearson", "cosine"]
 METRICS: tuple[str, ...] = ("spearman", "pearson", "cosine")
 
 
 def check_metric(metric: str) -> str:
-    """Return ``metric`` if valid, else raise a :class:`FvlabError` naming the valid ones."""
+    """Return ``metric`` if valid, else raise a :class:`~fvlab.jobs.SettingsError` (a
+    :class:`~fvlab.errors.FvlabError`) for the parameter ``metric`` naming the valid ones."""
     if metric not in METRICS:
-        raise FvlabError(f"unknown similarity metric {metric!r}; valid: {', '.join(METRICS)}")
+        raise SettingsError(
+            "metric", f"unknown similarity metric {metric!r}; valid: {', '.join(METRICS)}"
+        )
     return metric
 
 

@@ -7,6 +7,7 @@ Command modules only parse options into a job's settings and call the job (see
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 
 import typer
@@ -86,8 +87,14 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"fvlab: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; user errors print one line and exit with status 2."""
+    """Entry point: run the app; user errors print one line and exit with status 2, warnings
+    print one line each."""
+    warnings.formatwarning = _one_line_warning
     app = build_app()
     try:
         app(args=argv, standalone_mode=False)

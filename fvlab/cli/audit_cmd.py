@@ -6,25 +6,17 @@ from typing import Annotated
 
 import typer
 
-from fvlab.cli.common import (
-    DataOpt,
-    DeviceOpt,
-    ModelOpt,
-    OutOpt,
-    QuietOpt,
-    SeedOpt,
-    WeightsOpt,
-)
+from fvlab.cli import common as c
 
 
 def audit(
-    out: OutOpt,
+    out: c.OutOpt,
     layer: Annotated[str, typer.Option(help="Layer to audit (see `fvlab layers`).")],
-    model: ModelOpt = "fmnist-cnn",
-    weights: WeightsOpt = None,
+    model: c.ModelOpt = "fmnist-cnn",
+    weights: c.WeightsOpt = None,
     units: Annotated[str | None, typer.Option(help="Units: '0-9', '1,4,7' (default: all).")] = None,
-    data: DataOpt = None,
-    split: Annotated[str, typer.Option(help="Fashion-MNIST split: test or train.")] = "test",
+    data: c.DataOpt = None,
+    split: c.SplitOpt = "test",
     images: Annotated[
         int | None, typer.Option(min=2, help="Use only the first N natural images.")
     ] = None,
@@ -38,10 +30,8 @@ def audit(
             min=0, help="ReLU-gradient redirection for the first N updates of the render (0 = off)."
         ),
     ] = 16,
-    metric: Annotated[str, typer.Option(help="Path similarity: spearman | pearson | cosine.")] = (
-        "spearman"
-    ),
-    size: Annotated[int | None, typer.Option(help="Image side in px (image folders).")] = None,
+    metric: c.MetricOpt = "spearman",
+    size: c.SizeOpt = None,
     excess_threshold: Annotated[
         float, typer.Option(help="Flag when (FV − natural mean)/(natural max − mean) ≥ this.")
     ] = 10.0,
@@ -51,10 +41,10 @@ def audit(
     silent_threshold: Annotated[
         float, typer.Option(help="Flag when the unit fires on < this fraction of images.")
     ] = 0.001,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 256,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    quiet: QuietOpt = False,
+    batch_size: c.BatchSizeOpt = 256,
+    seed: c.SeedOpt = 0,
+    device: c.DeviceOpt = "cpu",
+    quiet: c.QuietOpt = False,
 ) -> None:
     """Audit the units of one layer: FV activation beyond the natural range, gate-like jumps
     on the pixel path exemplar → FV, silence on natural data, and path similarity of the FV
@@ -64,32 +54,18 @@ def audit(
 
     Works on saved (e.g. fooled) models: fvlab audit --model out/fooled --layer relu3 ...
     """
-    from fvlab.check.jobs import run_audit
+    import fvlab
+    from fvlab.check.audit import AuditSettings, AuditThresholds, run_audit
 
-    result = run_audit(
-        out=out,
-        layer=layer,
-        model=model,
-        weights=weights,
-        units=units,
-        data=data,
-        split=split,
-        images=images,
-        steps=steps,
-        top_k=top_k,
-        relu_redirect=relu_redirect,
-        metric=metric,
-        size=size,
-        excess_threshold=excess_threshold,
-        jump_threshold=jump_threshold,
-        silent_threshold=silent_threshold,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        show_progress=not quiet,
-    )
+    thresholds = AuditThresholds(excess_threshold, jump_threshold, silent_threshold)
+    settings = AuditSettings(
+        layer=layer, units=c.parse_int_list(units) if units else None, data=data, split=split,
+        size=size, images=images, steps=steps, top_k=top_k, relu_redirect_steps=relu_redirect,
+        metric=metric, thresholds=thresholds, batch_size=batch_size, seed=seed,
+    )  # fmt: skip
+    loaded = fvlab.load(model, weights, device=device)
+    summary = run_audit(loaded, settings, out, show_progress=not quiet).summary()
     if not quiet:
-        summary = result.summary()
         print(
             f"{summary['flagged']} of {summary['units']} units flagged "
             f"{summary['flag_counts']}; {out / 'audit.html'}; {out / 'summary.json'}"

@@ -6,28 +6,20 @@ from typing import Annotated
 
 import typer
 
-from fvlab.cli.common import (
-    DataOpt,
-    DeviceOpt,
-    ModelOpt,
-    OutOpt,
-    QuietOpt,
-    SeedOpt,
-    WeightsOpt,
-)
+from fvlab.cli import common as c
 
 
 def check_paths(
-    out: OutOpt,
-    model: ModelOpt = "fmnist-cnn",
-    weights: WeightsOpt = None,
-    data: DataOpt = None,
-    split: Annotated[str, typer.Option(help="Fashion-MNIST split: test or train.")] = "test",
+    out: c.OutOpt,
+    model: c.ModelOpt = "fmnist-cnn",
+    weights: c.WeightsOpt = None,
+    data: c.DataOpt = None,
+    split: c.SplitOpt = "test",
     classes: Annotated[str, typer.Option(help="Classes: '0-9', '1,4,7'.")] = "0-9",
     images_per_class: Annotated[
         int, typer.Option(min=2, help="Natural images per class (the first in dataset order).")
     ] = 50,
-    metric: Annotated[str, typer.Option(help="spearman | pearson | cosine.")] = "spearman",
+    metric: c.MetricOpt = "spearman",
     fv_seeds: Annotated[int, typer.Option(min=1, help="FVs per class (distinct starts).")] = 3,
     steps: Annotated[int, typer.Option(min=1, help="Render updates per FV.")] = 512,
     layers: Annotated[
@@ -44,14 +36,12 @@ def check_paths(
         str | None,
         typer.Option(help="Logit index of each class, if it differs from the class index."),
     ] = None,
-    size: Annotated[
-        int | None, typer.Option(help="Image side in px for FVs and folder images.")
-    ] = None,
+    size: c.SizeOpt = None,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 64,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    quiet: QuietOpt = False,
+    batch_size: c.BatchSizeOpt = 64,
+    seed: c.SeedOpt = 0,
+    device: c.DeviceOpt = "cpu",
+    quiet: c.QuietOpt = False,
 ) -> None:
     """Path similarity of class FVs vs natural images at every layer: OUT/paths.png (raw curves
     and the normalised curve with bootstrap bands), OUT/paths.csv, OUT/summary.json, OUT/fvs.png.
@@ -64,29 +54,18 @@ def check_paths(
     validation set in class folders, --size, and --logits when folder order differs from the
     model's logit order (see docs/check.md).
     """
-    from fvlab.check.jobs import run_paths
+    import fvlab
+    from fvlab.check.paths import PathsSettings, run_paths
 
+    settings = PathsSettings(
+        data=data, split=split, size=size, layers=layers, logits_layer=logits_layer,
+        classes=c.parse_int_list(classes, "classes"),
+        logits=c.parse_int_list(logits, "logits") if logits else None,
+        images_per_class=images_per_class, fv_seeds=fv_seeds, steps=steps, metric=metric,
+        reduce=reduce, bootstrap=bootstrap, batch_size=batch_size, seed=seed,
+    )  # fmt: skip
     curves = run_paths(
-        out=out,
-        model=model,
-        weights=weights,
-        data=data,
-        split=split,
-        classes=classes,
-        images_per_class=images_per_class,
-        metric=metric,
-        fv_seeds=fv_seeds,
-        steps=steps,
-        layers=layers,
-        reduce=reduce,
-        logits_layer=logits_layer,
-        logits=logits,
-        size=size,
-        bootstrap=bootstrap,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        show_progress=not quiet,
+        fvlab.load(model, weights, device=device), settings, out, show_progress=not quiet
     )
     if not quiet:
         late = curves.values["normalised"][-1]

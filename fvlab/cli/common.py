@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fvlab.data.natural import open_dataset  # noqa: F401 (re-exported for commands)
-from fvlab.int_lists import parse_int_list  # noqa: F401 (re-exported for commands)
-from fvlab.report.summary import write_summary  # noqa: F401 (re-exported for commands)
+from fvlab.int_lists import parse_int_list  # noqa: F401 (the unit-list parser of every command)
 
 ModelOpt = Annotated[
     str,
@@ -34,3 +32,14 @@ DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), c
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (created).")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed; the same seed gives the same output.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+# --- options of the check pillar's commands (check paths, check silent, audit) ---
+SplitOpt = Annotated[str, typer.Option(help="Fashion-MNIST split: test or train.")]
+BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
+SizeOpt = Annotated[int | None, typer.Option(help="Image side in px for FVs and folder images.")]
+MetricOpt = Annotated[
+    str, typer.Option(help="Similarity of activation vectors: spearman | pearson | cosine.")
+]
+
+# --- options of the fool pillar's commands (fool circuit, fool silent) ---
+UnitsOpt = Annotated[str | None, typer.Option(help="Units to fool: '0-9', '1,4,7'; default all.")]

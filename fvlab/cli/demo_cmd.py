@@ -27,7 +27,8 @@ def demo(
 
     Takes a few minutes on 2 CPU cores; deterministic for a given --seed.
     """
-    from fvlab.demo.run import run_demo
+    from fvlab.demo.run import DemoSettings, run_demo
 
-    report = run_demo(out, seed, full, not quiet, only.split(",") if only else None)
-    print(f"report: {report}")
+    sections = tuple(name.strip() for name in only.split(",") if name.strip()) if only else None
+    run_demo(DemoSettings(seed=seed, full=full, only=sections), out, show_progress=not quiet)
+    print(f"report: {out / 'report.html'}")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fvlab.cli.common import DeviceOpt, ModelOpt, QuietOpt, SeedOpt, WeightsOpt
+from fvlab.cli.common import DeviceOpt, ModelOpt, QuietOpt, SeedOpt, UnitsOpt, WeightsOpt
 
 
 def train_detector(
@@ -35,19 +35,11 @@ def train_detector(
     natural test images). The committed detector was made by exactly the example command.
     """
     import fvlab
-    from fvlab.fool.build_detector import build_detector
-    from fvlab.fool.detector import DetectorTraining
+    from fvlab.fool.circuit import DetectorSettings, run_train_detector
 
-    loaded = fvlab.load(model, weights)
-    record = build_detector(
-        loaded,
-        out,
-        seed,
-        DetectorTraining(seed=seed, steps=steps),
-        cache=cache,
-        show_progress=not quiet,
-    )
-    ev = record["evaluation"]
+    settings = DetectorSettings(seed=seed, steps=steps, cache=cache)
+    result = run_train_detector(fvlab.load(model, weights), settings, out, show_progress=not quiet)
+    ev = result.record["evaluation"]
     print(
         f"natural test accuracy {ev['natural_test']['accuracy']:.4f}; held-out units (min over "
         f"steps) {ev['heldout_units']['min_accuracy']:.4f}; held-out units and settings "
@@ -65,7 +57,7 @@ def circuit(
     target: Annotated[
         str | None, typer.Option(help="target: an image file or builtin:smiley|cross|ring|checker.")
     ] = None,
-    units: Annotated[str | None, typer.Option(help="Units to gate (default: all).")] = None,
+    units: UnitsOpt = None,
     detector: Annotated[
         Path | None, typer.Option(help="Detector weights (default: the committed one).")
     ] = None,
@@ -94,25 +86,17 @@ def circuit(
     FV | what it should show) and OUT/summary.json (natural behaviour, detector accuracy, per-unit
     fooling measures, robustness to unseen render settings).
     """
-    from fvlab.fool.run_circuit import run_circuit
+    import fvlab
+    from fvlab.fool.circuit import CircuitSettings, run_circuit
+    from fvlab.int_lists import parse_int_list
 
-    summary = run_circuit(
-        model=model,
-        weights=weights,
-        layer=layer,
-        mode=mode,
-        offset=offset,
-        target=target,
-        units=units,
-        detector_path=detector,
-        margin=margin,
-        robustness=robustness,
-        relu_redirect_steps=relu_redirect,
-        seed=seed,
-        device=device,
-        out=out,
-        show_progress=not quiet,
-    )
+    settings = CircuitSettings(
+        layer=layer, mode=mode, offset=offset, target=target, detector=detector, margin=margin,
+        units=parse_int_list(units, "units") if units else None, robustness=robustness,
+        relu_redirect_steps=relu_redirect, seed=seed,
+    )  # fmt: skip
+    loaded = fvlab.load(model, weights, device=device)
+    summary = run_circuit(loaded, settings, out, show_progress=not quiet).summary()
     nat = summary["natural"]
     print(
         f"top-1 {nat['top1_original']:.4f} → {nat['top1_fooled']:.4f}; identical outputs "

@@ -7,22 +7,14 @@ from typing import Annotated
 
 import typer
 
-from fvlab.cli.common import (
-    DataOpt,
-    DeviceOpt,
-    ModelOpt,
-    OutOpt,
-    QuietOpt,
-    SeedOpt,
-    WeightsOpt,
-)
+from fvlab.cli import common as c
 
 
 def fool_silent(
     layer: Annotated[str, typer.Option(help="Conv layer to fool, e.g. conv3 or layer4.1.conv2.")],
-    out: OutOpt,
-    model: ModelOpt = "fmnist-cnn",
-    weights: WeightsOpt = None,
+    out: c.OutOpt,
+    model: c.ModelOpt = "fmnist-cnn",
+    weights: c.WeightsOpt = None,
     target: Annotated[
         str | None,
         typer.Option(
@@ -33,9 +25,7 @@ def fool_silent(
     target_unit: Annotated[
         str | None, typer.Option(help="Target = the visualization of this unit, LAYER:IDX.")
     ] = None,
-    units: Annotated[
-        str | None, typer.Option(help="Units to fool: '0-9', '1,4,7'; default all.")
-    ] = None,
+    units: c.UnitsOpt = None,
     lam: Annotated[float, typer.Option(help="λ: weight of the target direction.")] = 3.0,
     weight_factor: Annotated[float, typer.Option(help="Scale of the fooling filters.")] = 100.0,
     margin: Annotated[
@@ -50,7 +40,7 @@ def fool_silent(
     direction: Annotated[
         str, typer.Option(help="Target direction objective: sum (paper), centre, contrast.")
     ] = "sum",
-    data: DataOpt = None,
+    data: c.DataOpt = None,
     eval_data: Annotated[
         Path | None,
         typer.Option(help="Image folder for the natural check (Fashion-MNIST: the test split)."),
@@ -61,14 +51,14 @@ def fool_silent(
     eval_limit: Annotated[
         int | None, typer.Option(help="Check only the first N evaluation images.")
     ] = None,
-    fv_steps: Annotated[int, typer.Option(help="Render updates for the comparison.")] = 256,
     target_steps: Annotated[
         int, typer.Option(help="Render updates for a --target-unit visualization.")
     ] = 256,
+    fv_steps: Annotated[int, typer.Option(help="Render updates for the comparison.")] = 256,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 500,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "cpu",
-    quiet: QuietOpt = False,
+    seed: c.SeedOpt = 0,
+    device: c.DeviceOpt = "cpu",
+    quiet: c.QuietOpt = False,
 ) -> None:
     """Add silent units to a conv layer: a parallel filter per unit, orthogonal to the unit's
     own, biased to stay below its maximum over the natural images, so the model is unchanged
@@ -80,33 +70,19 @@ def fool_silent(
     FV | target) and OUT/summary.json (natural top-1 of both models, max |logit difference|,
     images on which any branch fired, per-unit FV correlations).
     """
-    from fvlab.fool.run_silent import run_silent
+    import fvlab
+    from fvlab.fool.silent import SilentSettings, run_silent
+    from fvlab.int_lists import parse_int_list
 
-    summary = run_silent(
-        model=model,
-        weights=weights,
-        layer=layer,
-        target=target,
-        target_unit=target_unit,
-        units=units,
-        lam=lam,
-        weight_factor=weight_factor,
-        margin=margin,
-        pooling=pooling,
-        attach=attach,
-        direction=direction,
-        data=data,
-        eval_data=eval_data,
-        natural_limit=natural_limit,
-        eval_limit=eval_limit,
-        fv_steps=fv_steps,
-        target_steps=target_steps,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        out=out,
-        show_progress=not quiet,
-    )
+    settings = SilentSettings(
+        layer=layer, target=target, target_unit=target_unit, lam=lam, margin=margin,
+        units=parse_int_list(units, "units") if units else None, weight_factor=weight_factor,
+        pooling=pooling, attach=attach, direction_objective=direction, data=data,
+        eval_data=eval_data, natural_limit=natural_limit, eval_limit=eval_limit,
+        fv_steps=fv_steps, target_steps=target_steps, batch_size=batch_size, seed=seed,
+    )  # fmt: skip
+    loaded = fvlab.load(model, weights, device=device)
+    summary = run_silent(loaded, settings, out, show_progress=not quiet).summary()
     agreement, fv = summary["natural"], summary["fv"]
     print(
         f"{len(fv['units'])} silent units at {layer} (attached after {summary['attach']}); "

@@ -15,8 +15,6 @@ from fvlab.cli.common import (
     QuietOpt,
     SeedOpt,
     WeightsOpt,
-    open_dataset,
-    write_summary,
 )
 
 
@@ -61,15 +59,11 @@ def train_reference(
 
     The committed weights were made by exactly that command. Prints the test top-1.
     """
-    from fvlab.data.fashion_mnist import FashionMNIST
-    from fvlab.models.evaluate import top1_accuracy
-    from fvlab.models.train_reference import TrainConfig, as_loaded, save_reference
-    from fvlab.models.train_reference import train_reference as train
+    from fvlab.models.train_reference import TrainConfig, run_train_reference
 
-    model, record = train(TrainConfig(seed=seed, epochs=epochs), data, show_progress=not quiet)
-    accuracy = top1_accuracy(as_loaded(model), FashionMNIST("test", data), show_progress=not quiet)
-    record["test_top1"] = accuracy.top1
-    save_reference(model, record, out)
+    settings = TrainConfig(seed=seed, epochs=epochs, data=data)
+    result = run_train_reference(settings, out, show_progress=not quiet)
+    accuracy = result.accuracy
     print(f"test top-1 {accuracy.top1:.4f} on {accuracy.n_images} images; weights in {out}")
 
 
@@ -89,18 +83,13 @@ def evaluate(
     For ImageNet models pass --data with an image folder root/<class>/<image> whose class
     folders sort in the model's class order.
     """
-    from fvlab.models.evaluate import top1_accuracy
+    from fvlab.models.evaluate import EvaluateSettings, run_evaluate
     from fvlab.models.zoo import load
 
     loaded = load(model, weights, device=device)
-    dataset = open_dataset(loaded, data, "test")
-    accuracy = top1_accuracy(loaded, dataset, batch_size, show_progress=not quiet)
-    summary = {
-        "model": loaded.name,
-        "weights": loaded.weights,
-        "top1": accuracy.top1,
-        "n_images": accuracy.n_images,
-        "correct": accuracy.correct,
-    }
-    path = write_summary(out, summary)
-    print(f"top-1 {accuracy.top1:.4f} ({accuracy.correct}/{accuracy.n_images}); {path}")
+    settings = EvaluateSettings(data=data, batch_size=batch_size)
+    accuracy = run_evaluate(loaded, settings, out, show_progress=not quiet).accuracy
+    print(
+        f"top-1 {accuracy.top1:.4f} ({accuracy.correct}/{accuracy.n_images}); "
+        f"{out / 'summary.json'}"
+    )

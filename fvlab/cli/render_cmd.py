@@ -6,16 +6,8 @@ from typing import Annotated
 
 import typer
 
-from fvlab.cli.common import (
-    DeviceOpt,
-    ModelOpt,
-    OutOpt,
-    QuietOpt,
-    SeedOpt,
-    WeightsOpt,
-    parse_int_list,
-    write_summary,
-)
+from fvlab.cli.common import DeviceOpt, ModelOpt, OutOpt, QuietOpt, SeedOpt, WeightsOpt
+from fvlab.int_lists import parse_int_list
 
 
 def render(
@@ -49,68 +41,21 @@ def render(
 
     Units are rendered --batch-size at a time in ONE optimisation each (element b maximises
     unit b). summary.json holds, per unit, the final objective (spatial mean of the channel, or
-    the logit) on the final untransformed image.
+    the logit) on the final untransformed image. The work is fvlab.optvis.job.run_render.
     """
     import fvlab
-    from fvlab.errors import FvlabError
-    from fvlab.report.images import save_grid, save_png
+    from fvlab.optvis.job import RenderJobSettings, run_render
+    from fvlab.optvis.settings import RenderSettings
 
-    if param not in ("fft", "pixel", "maco"):
-        raise FvlabError(f"--param must be fft, pixel or maco, not {param!r}")
-    if preset not in ("fvlab", "lucid"):
-        raise FvlabError(f"--preset must be fvlab or lucid, not {preset!r}")
+    steps_list = parse_int_list(thresholds, "thresholds") if thresholds else ()
+    changes = dict(steps=steps, size=size, param=param, transforms=transforms, lr=lr, seed=seed)
+    how = RenderSettings.from_preset(
+        preset, thresholds=steps_list, relu_redirect_steps=relu_redirect, **changes
+    )
+    settings = RenderJobSettings(
+        layer=layer, units=tuple(parse_int_list(units)), batch_size=batch_size, render=how
+    )
     loaded = fvlab.load(model, weights, device=device)
-    unit_ids = parse_int_list(units)
-    steps_list = parse_int_list(thresholds, "thresholds") if thresholds else None
-    upscale = max(1, 112 // (size or loaded.spec.size))
-    out.mkdir(parents=True, exist_ok=True)
-    images, per_unit = [], []
-    for first in range(0, len(unit_ids), batch_size):
-        chunk = unit_ids[first : first + batch_size]
-        result = fvlab.render(
-            loaded,
-            layer,
-            chunk,
-            steps=steps,
-            size=size,
-            param=param,
-            transforms=transforms,
-            lr=lr,
-            seed=seed + first,
-            thresholds=steps_list,
-            relu_redirect_steps=relu_redirect,
-            preset=preset,
-            show_progress=not quiet,
-        )
-        for i, unit in enumerate(chunk):
-            save_png(result.images[i], out / f"unit_{unit:04d}.png")
-            for t, snap in result.snapshots.items():
-                save_png(snap[i], out / f"unit_{unit:04d}_step{t:04d}.png")
-            per_unit.append(
-                {
-                    "unit": unit,
-                    "objective": float(result.objective[i]),
-                    "file": f"unit_{unit:04d}.png",
-                }
-            )
-        images.append(result.images)
-        settings = result.settings
-    import torch
-
-    labels = [
-        str(u)
-        if not loaded.class_names or layer != _logits_layer(loaded)
-        else f"{u} {loaded.class_names[u]}"
-        for u in unit_ids
-    ]
-    save_grid(torch.cat(images), out / "grid.png", labels=labels, upscale=upscale)
-    settings.pop("batch", None)
-    summary = {"model": loaded.name, "layer": layer, "units": per_unit, "settings": settings}
-    path = write_summary(out, summary)
+    result = run_render(loaded, settings, out, show_progress=not quiet)
     if not quiet:
-        print(f"{len(unit_ids)} units rendered; {out / 'grid.png'}; {path}")
-
-
-def _logits_layer(loaded) -> str | None:
-    names = loaded.layer_names()
-    return names[-1] if names else None
+        print(f"{len(result.units)} units rendered; {out / 'grid.png'}; {out / 'summary.json'}")

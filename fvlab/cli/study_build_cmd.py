@@ -1,17 +1,76 @@
-"""``fvlab study build``: the stimuli of a causal-understanding study (PNG + manifest.json)."""
+"""``fvlab study build``: the stimuli of a causal-understanding study (PNG + manifest.json).
+
+Also :func:`settings_options`, which the ``fvlab study`` commands use to declare one option per
+settings field (type and default from the settings class, so each default is written once).
+"""
 
 from __future__ import annotations
 
+import inspect
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from fvlab.cli.common import DataOpt, DeviceOpt, ModelOpt, OutOpt, QuietOpt, SeedOpt, WeightsOpt
+from fvlab.cli import common as c
+from fvlab.study.settings import StudySettings, defaults
+
+F = typing.TypeVar("F", bound=Callable[..., None])
 
 
+def settings_options(cls: type, helps: Mapping[str, str | tuple[str, str]]) -> Callable[[F], F]:
+    """Decorator: append to a command one keyword-only typer option per field of the settings
+    class ``cls`` named in ``helps`` (its help text, or ``(flag, help text)`` when the flag is
+    not ``--field-name``); the option's type and default are the field's. The command takes
+    them in ``**options``."""
+    hints = typing.get_type_hints(cls)
+    values = defaults(cls)
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        for name, text in helps.items():
+            flag, help_text = text if isinstance(text, tuple) else (None, text)
+            option = typer.Option(flag, help=help_text) if flag else typer.Option(help=help_text)
+            params.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Annotated[hints[name], option],
+                    default=getattr(values, name),
+                )
+            )
+        command.__signature__ = signature.replace(parameters=params)
+        return command
+
+    return decorate
+
+
+BUILD_OPTIONS = {
+    "split": "Fashion-MNIST split to draw exemplars from: train or test.",
+    "max_images": "Stream only the first N images (default: all).",
+    "top_k": "Natural exemplars kept per unit.",
+    "bins": "Rank bins: bin 1 = queries, the others one natural reference each.",
+    "sets_per_unit": "Image sets per unit (<= top-k / bins).",
+    "occluder_fraction": "Occluder side as a fraction of the image side.",
+    "stride": "Occluder grid step in px.",
+    "blur_stride": "Grid step (px) of the blur-window search.",
+    "blur_kernel": "Odd Gaussian kernel size (default: 21 px scaled).",
+    "blur_sigma": "Gaussian sigma in px (default: from the kernel).",
+    "fv_steps": "Updates per feature visualization.",
+    "diversity": "Diversity weight λ (activation measured in units of its std).",
+    "catch_units": ("--catch", "Catch units (picked automatically)."),
+    "practice_units": ("--practice", "Practice units (picked automatically)."),
+    "batch_size": "Images per forward pass.",
+    "seed": "Random seed; the same seed gives the same stimuli.",
+}
+
+
+@settings_options(StudySettings, BUILD_OPTIONS)
 def build(
-    out: OutOpt,
+    out: c.OutOpt,
     units: Annotated[
         str,
         typer.Option(
@@ -23,51 +82,12 @@ def build(
         str | None,
         typer.Option(help="Layer(s) for plain --units, comma-separated, e.g. 'bn3,bn4,bn5'."),
     ] = None,
-    model: ModelOpt = "fmnist-cnn",
-    weights: WeightsOpt = None,
-    data: DataOpt = None,
-    split: Annotated[str, typer.Option(help="Fashion-MNIST split to draw exemplars from.")] = (
-        "train"
-    ),
-    max_images: Annotated[
-        int | None, typer.Option(min=1, help="Stream only the first N images (default: all).")
-    ] = None,
-    sets_per_unit: Annotated[
-        int, typer.Option(min=1, help="Image sets per unit (<= top-k / bins).")
-    ] = 10,
-    top_k: Annotated[int, typer.Option(min=2, help="Natural exemplars kept per unit.")] = 200,
-    bins: Annotated[
-        int,
-        typer.Option(
-            min=2, help="Rank bins: bin 1 = queries, the others one natural reference each."
-        ),
-    ] = 10,
-    occluder_fraction: Annotated[
-        float, typer.Option(help="Occluder side as a fraction of the image side.")
-    ] = 0.4,
-    stride: Annotated[int, typer.Option(min=1, help="Occluder grid step in px.")] = 2,
-    blur_stride: Annotated[
-        int, typer.Option(min=1, help="Grid step (px) of the blur-window search.")
-    ] = 4,
-    blur_kernel: Annotated[
-        int | None, typer.Option(help="Odd Gaussian kernel size (default: 21 px scaled).")
-    ] = None,
-    blur_sigma: Annotated[
-        float | None, typer.Option(help="Gaussian sigma in px (default: from the kernel).")
-    ] = None,
-    fv_steps: Annotated[int, typer.Option(min=1, help="Updates per feature visualization.")] = 256,
-    diversity: Annotated[
-        float,
-        typer.Option(help="Diversity weight λ (activation measured in units of its std)."),
-    ] = 1.0,
-    catch: Annotated[int, typer.Option(min=0, help="Catch units (picked automatically).")] = 3,
-    practice: Annotated[
-        int, typer.Option(min=0, help="Practice units (picked automatically).")
-    ] = 2,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 500,
-    seed: SeedOpt = 0,
-    device: DeviceOpt = "auto",
-    quiet: QuietOpt = False,
+    model: c.ModelOpt = "fmnist-cnn",
+    weights: c.WeightsOpt = None,
+    data: c.DataOpt = None,
+    device: c.DeviceOpt = "auto",
+    quiet: c.QuietOpt = False,
+    **options: Any,
 ) -> None:
     """Build the stimuli of a study: exemplars, occlusions and references, as PNG + manifest.
 
@@ -97,48 +117,19 @@ def build(
     manifest.json (see docs/study.md) holds all paths and the ground-truth
     activations, measured on the saved 8-bit PNGs.
     """
-    from fvlab.cli.common import open_dataset
-    from fvlab.errors import FvlabError
-    from fvlab.models.zoo import load
-    from fvlab.study.stimuli import BuildSettings, build_study, parse_units
+    import fvlab
+    from fvlab.study.settings import parse_units
+    from fvlab.study.stimuli import run_build_study
 
-    if split not in ("train", "test"):
-        raise FvlabError(f"--split must be train or test, not {split!r}")
     layers = [name.strip() for name in (layer or "").split(",") if name.strip()]
-    pairs = parse_units(units, layers)
-    loaded = load(model, weights, device=device)
-    dataset = open_dataset(loaded, data, split)
-    settings = BuildSettings(
-        top_k=top_k,
-        bins=bins,
-        sets_per_unit=sets_per_unit,
-        occluder_fraction=occluder_fraction,
-        stride=stride,
-        blur_stride=blur_stride,
-        fv_steps=fv_steps,
-        diversity=diversity,
-        catch_units=catch,
-        practice_units=practice,
-        blur_kernel=blur_kernel,
-        blur_sigma=blur_sigma,
-        split=split,
-        max_images=max_images,
-        batch_size=batch_size,
-        seed=seed,
+    settings = StudySettings(
+        units=parse_units(units, layers),
+        data=data,
+        model_source=str(Path(model).resolve()) if Path(model).is_dir() else model,
+        **options,
     )
-    manifest = build_study(
-        loaded,
-        dataset,
-        pairs,
-        out,
-        settings,
-        dataset_name=str(data) if data is not None else "fashion-mnist",
-        model_name=str(Path(model).resolve()) if Path(model).is_dir() else model,
-        show_progress=not quiet,
-    )
+    loaded = fvlab.load(model, weights, device=device)
+    result = run_build_study(loaded, settings, out, show_progress=not quiet)
     if not quiet:
-        kinds: dict[str, int] = {}
-        for unit in manifest["units"]:
-            kinds[unit["kind"]] = kinds.get(unit["kind"], 0) + 1
-        counts = ", ".join(f"{n} {k}" for k, n in kinds.items())
+        counts = ", ".join(f"{n} {kind}" for kind, n in result.unit_counts().items())
         print(f"study stimuli for {counts} units written to {out / 'manifest.json'}")

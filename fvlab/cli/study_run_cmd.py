@@ -7,12 +7,62 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from fvlab.cli.common import QuietOpt, SeedOpt, write_summary
+from fvlab.cli.common import QuietOpt, SeedOpt
+from fvlab.cli.study_build_cmd import settings_options
 from fvlab.errors import FvlabError
+from fvlab.study.manifest import CONDITIONS
+from fvlab.study.settings import (
+    AnalysisSettings,
+    ExclusionCriteria,
+    PowerSettings,
+    ServerSettings,
+    TrialConfig,
+    from_options,
+)
+
+TRIAL_OPTIONS = {
+    "n_main": ("--main", "Main trials per participant."),
+    "n_catch": ("--catch", "Catch trials per participant."),
+    "n_practice": ("--practice", "Practice trials (with feedback)."),
+}
+SERVER_OPTIONS = {
+    "completion_url": "Where participants go at the end, e.g. Prolific's "
+    "https://app.prolific.com/submissions/complete?cc=CODE. Default: the server's own "
+    "thank-you page.",
+    "max_practice_attempts": "Practice rounds allowed.",
+    "feedback_ms": "Practice feedback duration (ms).",
+    "redirect_delay_ms": "Pause before the redirect (ms).",
+    "seed": "Random seed of conditions and trial lists.",
+}
+CRITERIA_OPTIONS = {
+    "min_catch_fraction": "Exclude below this fraction of catch trials correct.",
+    "min_instructions_s": "Min. time on instructions (s).",
+    "min_total_s": "Min. total time (s).",
+    "max_total_s": "Max. total time (s).",
+    "require_both_sides": "Exclude participants who only ever chose one side.",
+    "max_practice_attempts": "Exclude who did not pass the practice within this many rounds.",
+}
+ANALYSIS_OPTIONS = {
+    "baselines": "Score the center and variance baselines on the same trials.",
+    "observer": "Score the machine observer (loads the study's model).",
+    "n_resamples": "Bootstrap resamples.",
+    "seed": "Random seed of the bootstrap.",
+}
+POWER_OPTIONS = {
+    "p1": "Accuracy in one condition.",
+    "p2": "Accuracy in the other condition.",
+    "n_trials": ("--trials", "Main trials per participant."),
+    "sd": ("--participant-sd", "SD of true accuracy between participants."),
+    "alpha": "Significance level (two-sided).",
+    "power": ("--power", "Wanted power."),
+    "exclusion_rate": "Expected fraction of excluded participants.",
+    "n_sims": ("--sims", "Simulated studies per sample size."),
+    "seed": "Random seed of the simulated studies.",
+}
 
 StudyDirArg = Annotated[
     Path, typer.Argument(help="Study directory made by `fvlab study build` (has manifest.json).")
@@ -39,6 +89,8 @@ def _conditions(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
+@settings_options(TrialConfig, TRIAL_OPTIONS)
+@settings_options(ServerSettings, SERVER_OPTIONS)
 def serve(
     study_dir: StudyDirArg,
     db: DbOpt = None,
@@ -47,29 +99,15 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     admin_token: AdminTokenOpt = None,
-    completion_url: Annotated[
-        str | None,
-        typer.Option(
-            help="Where participants go at the end, e.g. Prolific's "
-            "https://app.prolific.com/submissions/complete?cc=CODE. Default: "
-            "the server's own thank-you page."
-        ),
-    ] = None,
-    main: Annotated[int, typer.Option(help="Main trials per participant.")] = 18,
-    catch: Annotated[int, typer.Option(help="Catch trials per participant.")] = 3,
-    practice: Annotated[int, typer.Option(help="Practice trials (with feedback).")] = 2,
     conditions: Annotated[
         str, typer.Option(help="Between-subject conditions to assign, comma-separated.")
-    ] = "synthetic,natural,mixed,blur,none",
-    max_practice_attempts: Annotated[int, typer.Option(help="Practice rounds allowed.")] = 5,
-    feedback_ms: Annotated[int, typer.Option(help="Practice feedback duration (ms).")] = 1000,
-    redirect_delay_ms: Annotated[int, typer.Option(help="Pause before the redirect.")] = 3000,
+    ] = ",".join(CONDITIONS),
     max_body_kb: Annotated[int, typer.Option(help="Largest accepted request body (KiB).")] = 1000,
     abandon_minutes: Annotated[
         float, typer.Option(help="Unsubmitted participants stop counting for balance after.")
     ] = 60.0,
-    seed: SeedOpt = 0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    **options: Any,
 ) -> None:
     """Serve the browser experiment, hand out trials and store the answers.
 
@@ -81,19 +119,15 @@ def serve(
     Export the answers with `fvlab study export` or GET /api/export/responses.csv with
     'Authorization: Bearer <admin token>'.
     """
-    from fvlab.study.protocol import StudySettings
     from fvlab.study.server import serve as run_server
     from fvlab.study.storage import database_url
-    from fvlab.study.trials import TrialConfig
 
-    settings = StudySettings(
-        seed=seed,
-        trials=TrialConfig(main, catch, practice, _conditions(conditions)),
-        max_practice_attempts=max_practice_attempts,
+    trials = from_options(TrialConfig, options, conditions=_conditions(conditions))
+    settings = from_options(
+        ServerSettings,
+        options,
+        trials=trials,
         abandon_after_s=abandon_minutes * 60,
-        feedback_ms=feedback_ms,
-        completion_url=completion_url,
-        redirect_delay_ms=redirect_delay_ms,
         max_body_bytes=max_body_kb * 1024,
     )
     token = admin_token or os.environ.get("FVLAB_STUDY_ADMIN_TOKEN")
@@ -131,31 +165,14 @@ def export(
         print(path)
 
 
+@settings_options(ExclusionCriteria, CRITERIA_OPTIONS)
+@settings_options(AnalysisSettings, ANALYSIS_OPTIONS)
 def analyze(
     study_dir: StudyDirArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (created).")],
     db: DbOpt = None,
-    min_catch_fraction: Annotated[
-        float, typer.Option(help="Exclude below this fraction of catch trials correct.")
-    ] = 2 / 3,
-    min_instructions_s: Annotated[float, typer.Option(help="Min. time on instructions.")] = 15.0,
-    min_total_s: Annotated[float, typer.Option(help="Min. total time.")] = 90.0,
-    max_total_s: Annotated[float, typer.Option(help="Max. total time.")] = 900.0,
-    require_both_sides: Annotated[
-        bool, typer.Option(help="Exclude participants who only ever chose one side.")
-    ] = True,
-    max_practice_attempts: Annotated[
-        int, typer.Option(help="Exclude who did not pass the practice within this many rounds.")
-    ] = 5,
-    baselines: Annotated[
-        bool, typer.Option(help="Score the center and variance baselines on the same trials.")
-    ] = True,
-    observer: Annotated[
-        bool, typer.Option(help="Score the machine observer (loads the study's model).")
-    ] = True,
-    n_resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 9999,
-    seed: SeedOpt = 0,
     quiet: QuietOpt = False,
+    **options: Any,
 ) -> None:
     """Analyse the answers: exclusions, accuracy per condition, tests, κ, baselines, plots.
 
@@ -164,44 +181,31 @@ def analyze(
     Writes summary.json, participants.csv and plots (accuracy.png, layers.png,
     confidence.png, kappa.png). See docs/study.md for how to read them.
     """
-    from fvlab.study.analysis import ExclusionCriteria
     from fvlab.study.analysis_report import run_analysis
-    from fvlab.study.storage import database_url
 
-    criteria = ExclusionCriteria(
-        min_catch_fraction=min_catch_fraction,
-        min_instructions_s=min_instructions_s,
-        min_total_s=min_total_s,
-        max_total_s=max_total_s,
-        require_both_sides=require_both_sides,
-        max_practice_attempts=max_practice_attempts,
+    criteria = from_options(ExclusionCriteria, options)
+    settings = from_options(
+        AnalysisSettings, options, study_dir=study_dir, db=db, criteria=criteria
     )
-    summary = run_analysis(
-        study_dir,
-        database_url(db, study_dir),
-        out,
-        criteria,
-        seed=seed,
-        n_resamples=n_resamples,
-        with_baselines=baselines,
-        with_observer=observer,
-        show_progress=not quiet,
-    )
+    summary = run_analysis(settings, out, show_progress=not quiet).summary()
     included = summary["participants"]["included"]
     print(f"{included} of {summary['participants']['submitted']} participants included")
     for condition, entry in summary["conditions"].items():
-        if entry["mean"] is None:
-            print(f"  {condition:<10} no included participants")
-            continue
-        ci = entry["bootstrap_ci95"]
-        sem = entry["sem"]
-        text = f"{100 * entry['mean']:.1f} %"
-        if sem is not None:
-            text += f" ± {200 * sem:.1f} (2 SEM)"
-        if ci is not None:
-            text += f", 95 % CI [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
-        print(f"  {condition:<10} n={entry['n']:<4} {text}")
+        print(f"  {condition:<10} {_accuracy_line(entry)}")
     print(f"wrote {out / 'summary.json'}")
+
+
+def _accuracy_line(entry: dict) -> str:
+    """One condition's participants and mean accuracy ± 2 SEM and 95 % CI, in percent."""
+    if entry["mean"] is None:
+        return "no included participants"
+    ci, sem = entry["bootstrap_ci95"], entry["sem"]
+    text = f"n={entry['n']:<4} {100 * entry['mean']:.1f} %"
+    if sem is not None:
+        text += f" ± {200 * sem:.1f} (2 SEM)"
+    if ci is not None:
+        text += f", 95 % CI [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return text
 
 
 def simulate(
@@ -232,6 +236,7 @@ def simulate(
     Running the same command again resumes: stored participants are skipped, unsubmitted
     ones are completed, nothing is stored twice. For planning, see `fvlab study power`.
     """
+    from fvlab.report.summary import write_summary
     from fvlab.study.simulate import (
         ObserverModel,
         parse_accuracy,
@@ -273,23 +278,12 @@ def simulate(
         )
 
 
+@settings_options(PowerSettings, POWER_OPTIONS)
 def power(
-    p1: Annotated[float, typer.Option(help="Accuracy in one condition.")] = 0.68,
-    p2: Annotated[float, typer.Option(help="Accuracy in the other condition.")] = 0.60,
-    trials: Annotated[int, typer.Option(help="Main trials per participant.")] = 18,
-    participant_sd: Annotated[
-        float, typer.Option(help="SD of true accuracy between participants.")
-    ] = 0.05,
-    alpha: Annotated[float, typer.Option(help="Significance level (two-sided).")] = 0.05,
-    target_power: Annotated[float, typer.Option("--power", help="Wanted power.")] = 0.8,
-    exclusion_rate: Annotated[
-        float, typer.Option(help="Expected fraction of excluded participants.")
-    ] = 0.0,
-    sims: Annotated[int, typer.Option(help="Simulated studies per sample size.")] = 2000,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write summary.json here.")] = (
         None
     ),
-    seed: SeedOpt = 0,
+    **options: Any,
 ) -> None:
     """Participants per condition needed to detect an accuracy difference.
 
@@ -297,17 +291,15 @@ def power(
 
     Welch's t-test on per-participant accuracies, by normal approximation and by simulation.
     """
-    from fvlab.study.power import power_analysis
+    from fvlab.study.power import run_power
 
-    result = power_analysis(
-        p1, p2, trials, participant_sd, alpha, target_power, exclusion_rate, sims, seed
-    )
-    if out is not None:
-        write_summary(out, result)
+    settings = PowerSettings(**options)
+    result = run_power(settings, out).summary()
     print(
         f"{result['n_simulated']} participants per condition (simulated; normal approximation "
-        f"{result['n_analytic']}) for {100 * target_power:.0f} % power at α = {alpha}; recruit "
-        f"{result['n_to_recruit']} per condition with {100 * exclusion_rate:.0f} % exclusions"
+        f"{result['n_analytic']}) for {100 * settings.power:.0f} % power at α = {settings.alpha}; "
+        f"recruit {result['n_to_recruit']} per condition with "
+        f"{100 * settings.exclusion_rate:.0f} % exclusions"
     )
     for point in result["curve"]:
         print(f"  n={point['n']:<5} power={point['power']:.3f}")

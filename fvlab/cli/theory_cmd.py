@@ -28,18 +28,16 @@ def theory(
     any check fails. These are numeric illustrations, not the paper's theorems (docs/theory.md).
     """
     from fvlab.errors import FvlabError
-    from fvlab.theory.run import run_all
+    from fvlab.theory.run import TheorySettings, run_theory
 
     if out.exists() and not out.is_dir():
-        raise FvlabError(f"--out {out} is a file; give a directory (it is created if missing)")
-    summary = run_all(out, seed=seed, quick=quick, show_progress=not quiet)
-    failed = []
-    for name, result in summary["demonstrations"].items():
-        bad = [check for check, ok in result["checks"].items() if not ok]
-        failed += [f"{name}: {check}" for check in bad]
+        raise FvlabError(f"out: {out} is a file; give a directory (it is created if missing)")
+    result = run_theory(TheorySettings(seed=seed, quick=quick), out, show_progress=not quiet)
+    for demo in result.demonstrations:
+        bad = [check for check, ok in demo.checks.items() if not ok]
         status = "ok" if not bad else f"FAILED ({', '.join(bad)})"
-        typer.echo(f"{name:16s} {status:8s} {result['seconds']:6.1f} s  → {out / result['plot']}")
-    typer.echo(f"summary: {out / 'summary.json'} ({summary['seconds']:.1f} s)")
-    if failed:
-        typer.echo("checks failed: " + "; ".join(failed), err=True)
+        typer.echo(f"{demo.name:16s} {status:8s} {demo.seconds:6.1f} s  → {out / demo.plot_file}")
+    typer.echo(f"summary: {out / 'summary.json'} ({result.seconds:.1f} s)")
+    if not result.all_checks_pass:
+        typer.echo("checks failed: " + "; ".join(result.failed_checks()), err=True)
         raise typer.Exit(1)

@@ -38,7 +38,8 @@ CLASS_NAMES = (
 )
 INSTALL_HINT = (
     "Install the Debian package (sudo apt-get install dataset-fashion-mnist), or put the four "
-    ".gz files of Zalando's release in a folder and pass --data DIR or set FVLAB_DATA=DIR."
+    ".gz files of Zalando's release in a folder and pass it as data=DIR (--data DIR) or set "
+    "FVLAB_DATA=DIR."
 )
 
 

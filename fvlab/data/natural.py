@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fvlab.errors import FvlabError
 
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
 
-def open_dataset(model, data: Path | None, split: str = "test"):
+
+def open_dataset(model: LoadedModel, data: Path | None, split: str = "test"):
     """The natural images for ``model``: Fashion-MNIST for 28-px grayscale models, else a folder."""
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.data.folders import ImageFolder
@@ -17,6 +21,7 @@ def open_dataset(model, data: Path | None, split: str = "test"):
     if model.spec.channels == 1 and model.spec.size == 28:
         return FashionMNIST(split, data)
     raise FvlabError(
-        f"model {model.name} needs an image folder of natural images: pass --data ROOT with "
-        "ROOT/<class>/<image> (e.g. the ImageNet validation set in class folders)"
+        f"data: model {model.name} needs an image folder of natural images: give data=ROOT "
+        "(--data ROOT on the command line) with ROOT/<class>/<image>, e.g. the ImageNet "
+        "validation set in class folders"
     )

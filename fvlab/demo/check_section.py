@@ -6,7 +6,7 @@ from __future__ import annotations
 from fvlab.demo.context import DemoContext
 from fvlab.report.html import Section
 
-#: (label, model as the CLI takes it, relative to the demo folder where it is built)
+#: (label, saved model relative to the demo folder where it is built; None = the clean model)
 PATH_MODELS = (
     ("clean fmnist-cnn", None),
     ("circuit-fooled logits (permute)", "circuit-permute/model"),
@@ -14,8 +14,11 @@ PATH_MODELS = (
 )
 
 
-def _model(ctx: DemoContext, relative: str | None) -> str:
-    return "fmnist-cnn" if relative is None else str(ctx.out / relative)
+def _model(ctx: DemoContext, relative: str | None):
+    """The clean reference model (``ctx.load()``) or a model an earlier section saved."""
+    import fvlab
+
+    return ctx.load() if relative is None else fvlab.load(str(ctx.out / relative))
 
 
 def _normalised_at(curves, layer: str) -> str:
@@ -26,15 +29,15 @@ def _normalised_at(curves, layer: str) -> str:
 
 
 def paths_section(ctx: DemoContext) -> Section:
-    from fvlab.check.jobs import run_paths
+    from fvlab.check import PathsSettings, run_paths
 
+    settings = PathsSettings(seed=ctx.seed)
     curves = {}
     for index, (label, relative) in enumerate(PATH_MODELS):
         curves[label] = run_paths(
-            out=ctx.folder(f"paths-{index}"),
-            model=_model(ctx, relative),
-            weights=ctx.weights if relative is None else None,
-            seed=ctx.seed,
+            _model(ctx, relative),
+            settings,
+            ctx.folder(f"paths-{index}"),
             show_progress=ctx.show_progress,
         )
     clean = curves[PATH_MODELS[0][0]]
@@ -83,33 +86,27 @@ def paths_section(ctx: DemoContext) -> Section:
     return section
 
 
-#: (label, model relative to the demo folder, units audited)
+#: (label, model relative to the demo folder, units audited: None = all)
 AUDITED = (
-    ("circuit-fooled relu3 (channels 0–15)", "circuit-relu3/model", "0-15"),
+    ("circuit-fooled relu3 (channels 0–15)", "circuit-relu3/model", tuple(range(16))),
     ("silent units, pooled variant (relu3)", "silent-pooled/model", None),
 )
 
 
 def audit_section(ctx: DemoContext) -> Section:
-    from fvlab.check.audit import roc_auc
-    from fvlab.check.jobs import run_audit
+    from fvlab.check import AuditSettings, roc_auc, run_audit
 
+    settings = AuditSettings(layer="relu3", seed=ctx.seed)
     clean = run_audit(
-        out=ctx.folder("audit-clean"),
-        layer="relu3",
-        weights=ctx.weights,
-        seed=ctx.seed,
-        show_progress=ctx.show_progress,
+        ctx.load(), settings, ctx.folder("audit-clean"), show_progress=ctx.show_progress
     )
     rows, numbers = [], {"clean": clean.summary()}
     rows.append(["clean fmnist-cnn", len(clean.rows), f"{len(clean.flagged)}", "—", "—"])
     for index, (label, relative, units) in enumerate(AUDITED):
         result = run_audit(
-            out=ctx.folder(f"audit-{index}"),
-            layer="relu3",
-            model=_model(ctx, relative),
-            units=units,
-            seed=ctx.seed,
+            _model(ctx, relative),
+            settings.replace(units=units),
+            ctx.folder(f"audit-{index}"),
             show_progress=ctx.show_progress,
         )
         auc = roc_auc(result.scores, clean.scores)

@@ -17,47 +17,45 @@ def _natural_rows(summary: dict) -> list[list[object]]:
     ]
 
 
-def circuit_section(ctx: DemoContext) -> Section:
-    from fvlab.fool.run_circuit import run_circuit
+#: the three circuits shown: (key in the demo numbers, folder, settings, CLI command)
+RUNS = (
+    (
+        "permute_fc",
+        "circuit-permute",
+        {"layer": "fc"},
+        "fvlab fool circuit --layer fc --mode permute --offset 1 --out out/circuit-fc",
+    ),
+    (
+        "permute_relu3",
+        "circuit-relu3",
+        {"layer": "relu3", "units": tuple(range(16)), "robustness": False},
+        "fvlab fool circuit --layer relu3 --units 0-15 --no-robustness --out out/circuit-relu3",
+    ),
+    (
+        "target_fc",
+        "circuit-target",
+        {"layer": "fc", "mode": "target", "target": "builtin:smiley", "robustness": False},
+        "fvlab fool circuit --layer fc --mode target --target builtin:smiley --out out/circuit-t",
+    ),
+)
 
-    common = dict(
-        model="fmnist-cnn",
-        weights=ctx.weights,
-        detector_path=ctx.detector,
-        margin=1.0,
-        seed=ctx.seed,
-        device="cpu",
-        show_progress=ctx.show_progress,
-        units=None,
-    )
-    permute = run_circuit(
-        layer="fc",
-        mode="permute",
-        offset=1,
-        target=None,
-        robustness=True,
-        out=ctx.folder("circuit-permute"),
-        **common,
-    )
-    conv = run_circuit(
-        layer="relu3",
-        mode="permute",
-        offset=1,
-        target=None,
-        robustness=False,
-        out=ctx.folder("circuit-relu3"),
-        **{**common, "units": "0-15"},
-    )
-    target = run_circuit(
-        layer="fc",
-        mode="target",
-        offset=1,
-        target="builtin:smiley",
-        robustness=False,
-        out=ctx.folder("circuit-target"),
-        **common,
-    )
-    ctx.numbers["circuit"] = {"permute_fc": permute, "permute_relu3": conv, "target_fc": target}
+
+def circuit_section(ctx: DemoContext) -> Section:
+    from fvlab.fool.circuit import CircuitSettings, run_circuit
+
+    model = ctx.load()
+    runs = {
+        key: run_circuit(
+            model,
+            CircuitSettings(detector=ctx.detector, seed=ctx.seed, **options),
+            ctx.folder(folder),
+            show_progress=ctx.show_progress,
+        ).summary()
+        for key, folder, options, _ in RUNS
+    }
+    ctx.numbers["circuit"] = runs
+    permute, conv, target = (runs[key] for key, *_ in RUNS)
+    commands = {key: command for key, _, _, command in RUNS}
     cls = permute["classifier"]
     section = Section("circuit", "Fool (1): the classifier-gated circuit")
     section.text(
@@ -82,6 +80,7 @@ def circuit_section(ctx: DemoContext) -> Section:
         "the original model | visualization of the fooled model | what it should show."
     )
     section.image(ctx.out / "circuit-permute" / "grid.png", "fc, offset 1")
+    section.code(commands["permute_fc"])
     section.table(_natural_rows(permute), ["natural behaviour (10,000 test images)", "value"])
     section.table(
         [
@@ -104,11 +103,13 @@ def circuit_section(ctx: DemoContext) -> Section:
     )
     section.text("<b>Permute mode inside the network</b> (relu3, channels 0–15, offset 1).")
     section.image(ctx.out / "circuit-relu3" / "grid.png", "relu3 channels 0–15, offset 1")
+    section.code(commands["permute_relu3"])
     section.table(
         _natural_rows(conv) + [["share of channels fooled", conv["fooling"]["share_fooled"]]]
     )
     section.text("<b>Target mode</b>: every class logit's visualization becomes a smiley.")
     section.image(ctx.out / "circuit-target" / "grid.png", "fc, target builtin:smiley")
+    section.code(commands["target_fc"])
     corr = target["fooling"]["corr_with_target"]
     section.table(
         _natural_rows(target)
@@ -119,5 +120,4 @@ def circuit_section(ctx: DemoContext) -> Section:
             ],
         ]
     )
-    section.code("fvlab fool circuit --layer fc --mode permute --offset 1 --out out/circuit-fc")
     return section

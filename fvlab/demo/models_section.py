@@ -36,9 +36,10 @@ def model_section(ctx: DemoContext) -> Section:
 
 def render_section(ctx: DemoContext) -> Section:
     import fvlab
+    from fvlab.data.dataset import fetch_images
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.report.images import save_grid
-    from fvlab.study.exemplars import gather_images, top_exemplars
+    from fvlab.study.exemplars import top_exemplars
 
     model = ctx.load()
     folder = ctx.folder("render")
@@ -50,12 +51,12 @@ def render_section(ctx: DemoContext) -> Section:
     conv = fvlab.render(model, "bn3", units, seed=ctx.seed, show_progress=ctx.show_progress)
     test = FashionMNIST("test")
     top = top_exemplars(model, test, ["bn3"], k=5, show_progress=ctx.show_progress)["bn3"]
-    index = top.indices[units]
-    images = gather_images(test, index.flatten().tolist())
+    index = top.top.indices[units]  # (8, 5) dataset indices, best first
+    images = fetch_images(test, index.ravel()).view(*index.shape, *conv.images.shape[1:])
     rows = []
     for i in range(len(units)):
         rows.append(conv.images[i : i + 1])
-        rows.append(torch.stack([images[int(j)] for j in index[i]]))
+        rows.append(images[i])
     grid = torch.cat(rows)
     save_grid(grid, folder / "bn3_units.png", ncol=6, upscale=3)
     ctx.numbers["render"] = {

@@ -5,32 +5,30 @@ from __future__ import annotations
 from fvlab.demo.context import DemoContext
 from fvlab.report.html import Section
 
-#: the two constructions shown: (folder, title, run_silent options)
+#: the two constructions shown: (folder, title, SilentSettings options)
 VARIANTS = (
     ("silent-paper", "the paper's construction (per position, λ 3)", {}),
     (
         "silent-pooled",
         "fvlab's pooled variant (per-image mean response, contrast direction, λ 10)",
-        {"pooling": "mean", "direction": "contrast", "lam": 10.0},
+        {"pooling": "mean", "direction_objective": "contrast", "lam": 10.0},
     ),
 )
 
 
 def silent_section(ctx: DemoContext) -> Section:
-    from fvlab.fool.run_silent import run_silent
+    from fvlab.fool.silent import SilentSettings, run_silent
 
-    results = {}
-    for folder, _, options in VARIANTS:
-        results[folder] = run_silent(
-            model="fmnist-cnn",
-            weights=ctx.weights,
-            layer="conv3",
-            target_unit="relu4:0",
-            seed=ctx.seed,
-            out=ctx.folder(folder),
+    model = ctx.load()
+    results = {
+        folder: run_silent(
+            model,
+            SilentSettings(layer="conv3", target_unit="relu4:0", seed=ctx.seed, **options),
+            ctx.folder(folder),
             show_progress=ctx.show_progress,
-            **options,
-        )
+        ).summary()
+        for folder, _, options in VARIANTS
+    }
     ctx.numbers["silent"] = {
         name: {"natural": r["natural"], "fv": {k: v for k, v in r["fv"].items() if k != "units"}}
         for name, r in results.items()

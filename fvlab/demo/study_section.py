@@ -37,11 +37,12 @@ def _trial_preview(study, manifest: dict, path) -> dict:
 
 
 def study_section(ctx: DemoContext) -> Section:
-    from fvlab.data.fashion_mnist import FashionMNIST
-    from fvlab.study.stimuli import BuildSettings, build_study, parse_units
+    from fvlab.study.settings import StudySettings, parse_units
+    from fvlab.study.stimuli import run_build_study
 
     study = ctx.folder("study")
-    settings = BuildSettings(
+    settings = StudySettings(
+        units=parse_units(UNITS),
         top_k=40,
         sets_per_unit=2,
         catch_units=2,
@@ -50,18 +51,10 @@ def study_section(ctx: DemoContext) -> Section:
         max_images=4000,
         seed=ctx.seed,
     )
-    manifest = build_study(
-        ctx.load(),
-        FashionMNIST("test"),
-        parse_units(UNITS),
-        study,
-        settings,
-        show_progress=ctx.show_progress,
-    )
+    built = run_build_study(ctx.load(), settings, study, show_progress=ctx.show_progress)
+    manifest = built.manifest
     preview = _trial_preview(study, manifest, ctx.out / "study-preview.png")
-    kinds: dict[str, int] = {}
-    for unit in manifest["units"]:
-        kinds[unit["kind"]] = kinds.get(unit["kind"], 0) + 1
+    kinds = built.unit_counts()
     ctx.numbers["study"] = {
         "units": kinds,
         "preview": preview,

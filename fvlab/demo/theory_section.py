@@ -15,10 +15,11 @@ TITLES = {
 
 
 def theory_section(ctx: DemoContext) -> Section:
-    from fvlab.theory.run import run_all
+    from fvlab.theory.run import TheorySettings, run_theory
 
     folder = ctx.folder("theory")
-    summary = run_all(folder, seed=ctx.seed, quick=False, show_progress=ctx.show_progress)
+    result = run_theory(TheorySettings(seed=ctx.seed), folder, show_progress=ctx.show_progress)
+    summary = result.summary()
     ctx.numbers["theory"] = {
         "all_checks_pass": summary["all_checks_pass"],
         "checks": {name: r["checks"] for name, r in summary["demonstrations"].items()},

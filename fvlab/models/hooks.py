@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
@@ -183,32 +182,12 @@ class Capture:
         return iter(self._outputs)
 
 
-@contextmanager
-def capture(
-    model: nn.Module,
-    layers: Iterable[str],
-    *,
-    detach: bool = False,
-    stop_early: bool = False,
-    on_repeat: OnRepeat = "error",
-    map_output: Callable[[str, torch.Tensor], Any] | None = None,
-) -> Iterator[Capture]:
-    """Context manager form of :class:`Capture`; hooks are removed on exit, always.
+def capture(model: nn.Module, layers: Iterable[str], **options: Any) -> Capture:
+    """``with capture(model, layers, ...) as cap:`` — a :class:`Capture` (same options: detach,
+    stop_early, on_repeat, map_output) whose hooks are removed when the block exits, always.
 
     ``map_output(name, tensor)``, if given, is applied inside the hook and its result is kept
     instead of the tensor — e.g. a reduction, so that large outputs are freed as soon as the
     next layer has consumed them.
     """
-    cap = Capture(
-        model,
-        layers,
-        detach=detach,
-        stop_early=stop_early,
-        on_repeat=on_repeat,
-        map_output=map_output,
-    )
-    cap.__enter__()
-    try:
-        yield cap
-    finally:
-        cap.remove()
+    return Capture(model, layers, **options)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fvlab.models.probe import probe
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -17,7 +21,7 @@ class LayerInfo:
     calls: int
 
 
-def describe_layers(model, size: int | None = None) -> list[LayerInfo]:
+def describe_layers(model: LoadedModel, size: int | None = None) -> list[LayerInfo]:
     """Every named module in registration order with the output shape of its first call in
     one grey-image pass (:func:`fvlab.models.probe.probe`); ``calls`` > 1 marks a module reused
     within one forward pass (its output cannot be captured unambiguously), 0 one that did not run.

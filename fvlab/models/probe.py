@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from fvlab.errors import FvlabError, RepeatedModuleError
 from fvlab.models.hooks import resolve_layers
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
 
 NO_OP_TYPES: tuple[type[nn.Module], ...] = (
     nn.Identity,
@@ -94,7 +97,7 @@ def _first_shape(output: Any) -> tuple[int, ...]:
 
 
 @torch.no_grad()
-def probe(model, size: int | None = None) -> Probe:
+def probe(model: LoadedModel, size: int | None = None) -> Probe:
     """Run ``model`` (a LoadedModel) once on a grey image and record every module call."""
     root: nn.Module = model.module
     modules = {name: m for name, m in root.named_modules() if name}
@@ -120,7 +123,7 @@ def probe(model, size: int | None = None) -> Probe:
     return Probe(tuple(calls), modules, size)
 
 
-def layer_units(model, layer: str, size: int | None = None) -> int:
+def layer_units(model: LoadedModel, layer: str, size: int | None = None) -> int:
     """Number of units of ``layer``: dimension 1 of its output (channels or features)."""
     resolve_layers(model.module, [layer])
     shape = probe(model, size).shape(layer)
@@ -130,7 +133,7 @@ def layer_units(model, layer: str, size: int | None = None) -> int:
 
 
 def check_units(
-    model,
+    model: LoadedModel,
     layer: str,
     units: Sequence[int] | None,
     size: int | None = None,
@@ -154,7 +157,7 @@ def check_units(
     return chosen
 
 
-def forward_order(model, size: int | None = None) -> list[str]:
+def forward_order(model: LoadedModel, size: int | None = None) -> list[str]:
     """Leaf modules of ``model`` (a LoadedModel) in forward order, per the module docstring."""
     result = probe(model, size)
     leaves = result.leaves()
@@ -165,7 +168,7 @@ def forward_order(model, size: int | None = None) -> list[str]:
 
 
 def choose_layers(
-    model, layers: str | Sequence[str] | None = None, size: int | None = None
+    model: LoadedModel, layers: str | Sequence[str] | None = None, size: int | None = None
 ) -> list[str]:
     """``None``/"leaves" → :func:`forward_order`; a list or comma-separated names → those names
     (validated) in the order given, which should be the forward order."""

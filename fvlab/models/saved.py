@@ -2,29 +2,66 @@
 
 The manifest names the base model (zoo name and weights source), the construction applied to it
 (e.g. a fooling circuit) with its JSON parameters, and the SHA-256 of the tensor file. Loading
-rebuilds the base model from the zoo, then calls the construction's ``rebuild`` function with the
-parameters and tensors, so a reloaded model computes exactly what the saved one did.
+rebuilds the base model (with the loader :func:`fvlab.models.zoo.load` passes in), then calls
+the construction's ``rebuild(base, params, tensors)`` function, so a reloaded model computes
+exactly what the saved one did.
+
+Constructions register under the entry-point group ``fvlab.constructions`` (fvlab's own in its
+``pyproject.toml``; a third-party package registers in its own the same way)::
+
+    [project.entry-points."fvlab.constructions"]
+    circuit = "fvlab.fool.circuit:rebuild"
+
+This module imports neither the zoo nor torch at import time: reading a manifest is torch-free.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from fvlab.errors import CorruptFileError, FvlabError
 
+if TYPE_CHECKING:
+    import torch
+
+    from fvlab.models.zoo import LoadedModel
+
 FORMAT = "fvlab-saved-model"
 VERSION = 1
-#: construction name → "module:function" that rebuilds it from (base, params, tensors)
-CONSTRUCTIONS = {
-    "circuit": "fvlab.fool.circuit:rebuild",
-    "silent": "fvlab.fool.silent:rebuild",
-}
+#: the entry-point group constructions register under
+GROUP = "fvlab.constructions"
+
+
+class UnknownConstructionError(FvlabError, LookupError):
+    """A saved model names a construction that no installed package registers."""
+
+
+def constructions() -> dict[str, EntryPoint]:
+    """Registered constructions: name → entry point of its ``rebuild`` function."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def _unknown(name: object, where: str) -> UnknownConstructionError:
+    known = sorted(constructions())
+    return UnknownConstructionError(
+        f"{where} names construction {name!r}, which no installed package registers (entry-point "
+        f"group {GROUP!r}); registered: {', '.join(known) or 'none'}. Install the package that "
+        "provides it"
+        + ("" if known else " (for fvlab's own: pip install -e . in the fvlab checkout)")
+    )
+
+
+def rebuild_function(name: str) -> Callable[..., LoadedModel]:
+    """The ``rebuild(base, params, tensors)`` function registered as construction ``name``."""
+    registered = constructions()
+    if name not in registered:
+        raise _unknown(name, "the request")
+    return registered[name].load()
 
 
 def _sha256(path: Path) -> str:
@@ -48,8 +85,10 @@ def save_model(
     The tensor file is written first and the manifest last (atomically renamed), so a crash
     never leaves a manifest that points at a missing or partial tensor file.
     """
-    if construction not in CONSTRUCTIONS:
-        raise ValueError(f"unknown construction {construction!r}; valid: {sorted(CONSTRUCTIONS)}")
+    import torch
+
+    if construction not in constructions():
+        raise _unknown(construction, "save_model")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensor_path = directory / "tensors.pt"
@@ -69,31 +108,26 @@ def save_model(
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """Read and validate a saved model's manifest."""
+    """Read and validate a saved model's manifest (torch-free)."""
+    from fvlab.report.summary import read_versioned_json
+
     path = Path(directory) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise FvlabError(f"{directory} is not a saved fvlab model (no manifest.json)") from exc
-    except json.JSONDecodeError as exc:
-        raise CorruptFileError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CorruptFileError(f"{path} is not an fvlab saved-model manifest")
-    if manifest.get("version") != VERSION:
-        raise CorruptFileError(
-            f"{path} has format version {manifest.get('version')}; this fvlab reads {VERSION}"
-        )
-    if manifest.get("construction") not in CONSTRUCTIONS:
-        raise CorruptFileError(
-            f"{path} names construction {manifest.get('construction')!r}; "
-            f"known: {sorted(CONSTRUCTIONS)}"
-        )
+    remedy = (
+        "A saved model is a directory written by a construction's save(dir) (e.g. OUT/model of "
+        "`fvlab fool circuit`/`fvlab fool silent`)"
+    )
+    manifest = read_versioned_json(path, FORMAT, VERSION, remedy)
+    if manifest.get("construction") not in constructions():
+        raise _unknown(manifest.get("construction"), str(path))
     return manifest
 
 
-def load_saved(directory: str | Path):  # -> LoadedModel (import cycle avoided)
-    """Rebuild a saved model: base model from the zoo, then the construction."""
-    from fvlab.models.zoo import load
+def load_saved(
+    directory: str | Path, load_base: Callable[[str, str | None], LoadedModel]
+) -> LoadedModel:
+    """Rebuild a saved model: ``load_base(name, weights)`` (the zoo's loader) gives the base
+    model, then the registered construction's ``rebuild`` installs the construction."""
+    import torch
 
     directory = Path(directory)
     manifest = read_manifest(directory)
@@ -111,9 +145,7 @@ def load_saved(directory: str | Path):  # -> LoadedModel (import cycle avoided)
         raise CorruptFileError(f"cannot read {tensor_path}: {exc}") from exc
     base = manifest["base"]
     weights = None if base["weights"] in (None, "embedded") else base["weights"]
-    model = load(base["name"], weights=weights)
-    module_name, function = CONSTRUCTIONS[manifest["construction"]].split(":")
-    rebuild = getattr(importlib.import_module(module_name), function)
-    rebuilt = rebuild(model, manifest["params"], tensors)
+    model = load_base(base["name"], weights)
+    rebuilt = rebuild_function(manifest["construction"])(model, manifest["params"], tensors)
     rebuilt.name = str(directory)
     return rebuilt

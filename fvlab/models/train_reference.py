@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from fvlab.data.fashion_mnist import FashionMNIST
+from fvlab.jobs import OutDir, Settings, at_least
+from fvlab.models.evaluate import Accuracy
 from fvlab.models.reference import FMNIST_SPEC, FmnistCNN
 from fvlab.models.zoo import LoadedModel
 from fvlab.progress import progress_bar
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
+    """The training settings (see the module docstring); ``threads``: CPU threads used."""
+
     seed: int = 0
     epochs: int = 8
     batch_size: int = 128
@@ -31,6 +35,13 @@ class TrainConfig:
     weight_decay: float = 5e-4
     max_shift: int = 2
     threads: int = 2
+    data: str | Path | None = None
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "threads"):
+            at_least(name, getattr(self, name), 1)
+        at_least("peak_lr", self.peak_lr, 0.0)
+        at_least("max_shift", self.max_shift, 0)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, max_shift: int) -> torch.Tensor:
@@ -52,7 +63,11 @@ def augment(images: torch.Tensor, generator: torch.Generator, max_shift: int) ->
 def train_reference(
     config: TrainConfig, data: str | Path | None = None, show_progress: bool = True
 ) -> tuple[FmnistCNN, dict]:
-    """Train ``fmnist-cnn``; return the model (eval mode) and a record of the run."""
+    """Train ``fmnist-cnn``; return the model (eval mode) and a record of the run.
+
+    ``data`` (default ``config.data``): the Fashion-MNIST folder. A training entry point: the
+    weight initialisation draws from torch's global generator, seeded here."""
+    data = config.data if data is None else data
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -85,7 +100,7 @@ def train_reference(
                 adv(1, info=f"epoch {epoch + 1}/{config.epochs} loss {loss.item():.3f}")
     model.eval()
     record = {
-        "config": asdict(config),
+        "config": config.to_dict(),
         "train_seconds": round(time.perf_counter() - start, 1),
         "torch": torch.__version__,
     }
@@ -105,3 +120,36 @@ def as_loaded(model: FmnistCNN) -> LoadedModel:
     from fvlab.data.fashion_mnist import CLASS_NAMES
 
     return LoadedModel("fmnist-cnn", model.eval(), FMNIST_SPEC, CLASS_NAMES, "trained")
+
+
+@dataclass
+class TrainedReference:
+    """A freshly trained fmnist-cnn, its training record and its test top-1."""
+
+    model: FmnistCNN
+    record: dict
+    accuracy: Accuracy
+
+    def summary(self) -> dict:
+        return self.record
+
+    def save(self, out: Path) -> Path:
+        """``out`` is the weights file (.pt); the record goes next to it as .json."""
+        return save_reference(self.model, self.record, out)
+
+
+def run_train_reference(
+    settings: TrainConfig, out: OutDir = None, *, show_progress: bool = True
+) -> TrainedReference:
+    """The ``fvlab train-reference`` job: train, measure test top-1, save the weights to ``out``
+    (a .pt file) with the record (``test_top1`` included) beside it."""
+    from fvlab.models.evaluate import top1_accuracy
+
+    model, record = train_reference(settings, show_progress=show_progress)
+    test = FashionMNIST("test", settings.data)
+    accuracy = top1_accuracy(as_loaded(model), test, show_progress=show_progress)
+    record["test_top1"] = accuracy.top1
+    result = TrainedReference(model, record, accuracy)
+    if out is not None:
+        result.save(Path(out))
+    return result

@@ -6,13 +6,13 @@ Names:
                             local file (``weights=PATH``), never downloaded; random without one
   ``inceptionv1``           lucid's InceptionV1; weights from the public PyTorch conversion of
                             lucid's weights (``inception5h.pth``) given as ``weights=PATH``
-  a saved-model directory   a model written by fvlab (e.g. a fooled model), see fvlab.fool.saved
+  a saved-model directory   a model written by fvlab (e.g. a fooled model), see fvlab.models.saved
 A user's own module: :func:`from_module`.
 """
 
 from __future__ import annotations
 
-import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from fvlab.device import resolve_device
-from fvlab.errors import CorruptFileError, FvlabError, UnknownModelError
+from fvlab.errors import CorruptFileError, FvlabError, FvlabWarning, UnknownModelError
 from fvlab.models.hooks import layer_names
 from fvlab.models.spec import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
@@ -124,10 +124,10 @@ def _load_reference(weights: str | Path | None) -> LoadedModel:
 
 
 def _warn_random(name: str) -> None:
-    print(
-        f"fvlab: {name} has no weights file (weights=PATH / --weights PATH); "
-        "using random initialisation",
-        file=sys.stderr,
+    warnings.warn(
+        f"{name} has no weights file (weights=PATH / --weights PATH); using random initialisation",
+        FvlabWarning,
+        stacklevel=4,
     )
 
 
@@ -194,7 +194,7 @@ def load(
     elif Path(name).is_dir() and (Path(name) / "manifest.json").is_file():
         from fvlab.models.saved import load_saved
 
-        model = load_saved(name)
+        model = load_saved(name, load)
     else:
         raise UnknownModelError(
             f"unknown model {name!r}; valid: 'fmnist-cnn', 'inceptionv1', "

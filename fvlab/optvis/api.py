@@ -1,26 +1,38 @@
-"""``fvlab.render``: feature visualization of any unit(s) of any model in one call."""
+"""``fvlab.render``: feature visualization of any unit(s) of any model in one call.
+
+``render`` is four named steps: the settings (a :class:`RenderSettings`, with keyword
+overrides), the objective (units of a layer, checked against the model, or a given objective),
+the image parameterization and transforms (names or modules), and the loop
+(:func:`fvlab.optvis.loop.optimise`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from fvlab.errors import FvlabError
-from fvlab.models.hooks import Capture, resolve_layers
+from fvlab.models.hooks import resolve_layers
+from fvlab.models.probe import check_units
 from fvlab.optvis import objectives as obj
 from fvlab.optvis.loop import Callback, OptimizerFactory, RenderResult, optimise
-from fvlab.optvis.param import FFTImage, PhaseImage, PixelImage, estimate_magnitude
+from fvlab.optvis.param import PhaseImage, estimate_magnitude, make_param
+from fvlab.optvis.settings import DEFAULT_STEPS, FIELDS, LUCID, RenderSettings
 from fvlab.optvis.transforms import Transform, make_transforms
 
-ParamName = Literal["fft", "pixel", "maco"]
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
+
+__all__ = ["LUCID", "RenderResult", "RenderSettings", "make_param", "natural_magnitude", "render"]
+
 #: lucid's update count for thresholds=(512,): 513 updates, see fvlab.optvis.loop.optimise
-LUCID_STEPS = 512
+LUCID_STEPS = DEFAULT_STEPS
 
 
-def _loaded(model):
+def _loaded(model) -> LoadedModel:
     from fvlab.models.zoo import LoadedModel
 
     if isinstance(model, LoadedModel):
@@ -33,7 +45,7 @@ def _loaded(model):
     raise FvlabError(f"expected a LoadedModel (fvlab.load(...)), got {type(model).__name__}")
 
 
-def natural_magnitude(model, size: int, max_images: int = 2000) -> torch.Tensor:
+def natural_magnitude(model: LoadedModel, size: int, max_images: int = 2000) -> torch.Tensor:
     """Fourier magnitude of the model's own natural training images (for MACO)."""
     from fvlab.data.natural import open_dataset
 
@@ -41,85 +53,123 @@ def natural_magnitude(model, size: int, max_images: int = 2000) -> torch.Tensor:
     return estimate_magnitude((x for x, _ in dataset.batches(500)), size, max_images)
 
 
-def make_param(
-    name: ParamName,
-    batch: int,
-    channels: int,
-    size: int,
-    generator: torch.Generator,
-    *,
-    decay_power: float = 1.0,
-    init_sd: float = 0.01,
-    magnitude: torch.Tensor | None = None,
-) -> nn.Module:
-    """Build a parameterization by name (see fvlab.optvis.param)."""
-    if name == "fft":
-        return FFTImage(
-            batch, channels, size, sd=init_sd, decay_power=decay_power, generator=generator
+def _settings(
+    settings: RenderSettings | None, preset: str | None, overrides: dict[str, Any]
+) -> RenderSettings:
+    """``settings`` (default :class:`RenderSettings`) or the named ``preset``, with overrides."""
+    unknown = sorted(set(overrides) - FIELDS)
+    if unknown:
+        raise TypeError(
+            f"render() got unexpected keyword arguments {unknown}; "
+            f"settings are {', '.join(sorted(FIELDS))}"
         )
-    if name == "pixel":
-        return PixelImage(batch, channels, size, sd=init_sd, generator=generator)
-    if name == "maco":
-        if magnitude is None:
+    if preset is not None:
+        if settings is not None:
+            raise FvlabError("give either settings= or preset=, not both")
+        return RenderSettings.from_preset(preset, **overrides)
+    return (settings or RenderSettings()).replace(**overrides)
+
+
+def _objective(
+    model: LoadedModel,
+    layer: str | None,
+    units: Sequence[int] | None,
+    objective: obj.Objective | None,
+    batch: int | None,
+    size: int,
+) -> tuple[obj.Objective, list[int] | None, int]:
+    """(objective, unit list or None, batch size): units of ``layer`` (checked against the
+    model), or the given ``objective`` with ``batch`` elements (default 1)."""
+    if objective is not None:
+        resolve_layers(model.module, objective.model_layers)
+        return objective, None, batch or 1
+    if layer is None or units is None:
+        raise FvlabError("give either layer= and units=, or objective= (with batch=)")
+    unit_list = check_units(model, layer, list(units), size)
+    return obj.units(layer, unit_list), unit_list, len(unit_list)
+
+
+def _image(
+    model: LoadedModel,
+    settings: RenderSettings,
+    param: nn.Module | None,
+    batch: int,
+    size: int,
+    magnitude: torch.Tensor | None,
+) -> nn.Module:
+    """The parameterization: ``param`` if a module is given (its output shape checked), else
+    :func:`make_param` of ``settings.param`` with a generator seeded by ``settings.seed``."""
+    channels = model.spec.channels
+    if param is not None:
+        module = param.to(model.device)
+        with torch.no_grad():
+            shape = tuple(module().shape)
+        if len(shape) != 4 or shape[:2] != (batch, channels):
             raise FvlabError(
-                "the maco parameterization needs a magnitude spectrum: pass "
-                "magnitude=estimate_magnitude(natural_images, size)"
+                f"param: the module returns images of shape {shape}; expected "
+                f"({batch}, {channels}, H, W) — one image per batch element, the model's channels"
             )
-        return PhaseImage(batch, channels, size, magnitude, generator=generator)
-    raise FvlabError(f"unknown parameterization {name!r}; valid: fft, pixel, maco")
+        if not any(p.requires_grad for p in module.parameters()):
+            raise FvlabError("param: the module has no parameters with requires_grad to optimise")
+        return module
+    if settings.param == "maco" and magnitude is None:
+        magnitude = natural_magnitude(model, size)
+    return make_param(
+        settings.param,
+        batch,
+        channels,
+        size,
+        torch.Generator().manual_seed(settings.seed),
+        decay_power=settings.decay_power,
+        init_sd=settings.init_sd,
+        magnitude=magnitude,
+    ).to(model.device)
 
 
-def _default_optimizer(param: str, lr: float | None) -> OptimizerFactory:
-    if param == "maco":
+def _default_optimizer(image: nn.Module, lr: float | None) -> OptimizerFactory:
+    """Adam, lr 0.05; NAdam, lr 1.0 for MACO's phase (:class:`PhaseImage`)."""
+    if isinstance(image, PhaseImage):
         rate = 1.0 if lr is None else lr
         return lambda p: torch.optim.NAdam(p, lr=rate)
     rate = 0.05 if lr is None else lr
     return lambda p: torch.optim.Adam(p, lr=rate)
 
 
-def _check_units(model, layer: str, unit_ids: Sequence[int], size: int) -> None:
-    with torch.no_grad(), Capture(model.module, [layer], stop_early=False) as cap:
-        model(torch.full((1, model.spec.channels, size, size), 0.5, device=model.device))
-        n = cap[layer].shape[1]
-    bad = [u for u in unit_ids if not 0 <= u < n]
-    if bad:
-        raise FvlabError(f"layer {layer!r} has {n} units (0–{n - 1}); out of range: {bad[:10]}")
-
-
 def render(
-    model,
+    model: LoadedModel,
     layer: str | None = None,
     units: Sequence[int] | None = None,
     *,
     objective: obj.Objective | None = None,
     batch: int | None = None,
-    steps: int | None = None,
-    size: int | None = None,
-    param: ParamName = "fft",
-    transforms: str | Transform = "standard",
-    lr: float | None = None,
+    settings: RenderSettings | None = None,
+    param: str | nn.Module | None = None,
+    transforms: str | Transform | None = None,
     optimizer: OptimizerFactory | None = None,
-    seed: int = 0,
-    thresholds: Sequence[int] | None = None,
-    relu_redirect_steps: int = 0,
-    callbacks: Sequence[Callback] = (),
-    decay_power: float = 1.0,
-    init_sd: float = 0.01,
     magnitude: torch.Tensor | None = None,
-    preset: Literal["fvlab", "lucid"] = "fvlab",
+    callbacks: Sequence[Callback] = (),
+    preset: str | None = None,
     show_progress: bool = True,
+    **overrides: Any,
 ) -> RenderResult:
     """Render feature visualizations.
 
     Either ``layer`` + ``units`` (element b maximises unit ``units[b]``: the spatial mean of a
     channel, or one output of a linear layer — many units in ONE optimisation), or an
-    ``objective`` with a ``batch`` size. ``param``: 'fft' (default), 'pixel' or 'maco'.
-    ``transforms``: 'standard' (sizes scale with the image), 'lucid', 'none' or a Transform.
-    ``lr`` defaults to 0.05 (Adam), or 1.0 (NAdam) for 'maco'. ``optimizer`` takes a factory
-    ``params -> torch.optim.Optimizer``. ``thresholds``: update counts at which to keep
-    snapshots (``steps`` defaults to max(thresholds) if given, else 512).
-    ``preset='lucid'`` reproduces lucid: lucid transforms, 513 updates for thresholds (512,),
-    snapshot labelled 512.
+    ``objective`` with a ``batch`` size.
+
+    ``settings`` (a :class:`RenderSettings`; default its defaults) says how; any of its fields
+    can be overridden by keyword (``steps=``, ``seed=``, ``size=``, ``lr=``, ``thresholds=``,
+    ``relu_redirect_steps=``, ``decay_power=``, ``init_sd=``, …). ``param`` is a name ('fft',
+    'pixel', 'maco') or an ``nn.Module`` whose ``forward()`` returns (B, C, H, W) in [0, 1];
+    ``transforms`` a name ('standard', 'lucid', 'none') or a :class:`Transform`. ``optimizer``
+    takes a factory ``params -> torch.optim.Optimizer``; ``magnitude`` is MACO's spectrum
+    (default: estimated from the model's training images); ``callbacks`` see
+    :data:`fvlab.optvis.loop.Callback`. ``preset='lucid'`` is ``settings=LUCID`` (kept for
+    compatibility; see :meth:`RenderSettings.from_preset`).
+
+    ``result.settings`` is the JSON form of the render: param, transforms ('custom' for a
+    module), steps (updates run), lr, seed, size, batch, preset, relu_redirect_steps, objective.
 
     Example::
 
@@ -128,78 +178,43 @@ def render(
         result.images  # (10, 1, 28, 28) in [0, 1]
     """
     model = _loaded(model)
-    size = size or model.spec.size
-    if objective is None:
-        if layer is None or units is None:
-            raise FvlabError("give either layer= and units=, or objective= (with batch=)")
-        resolve_layers(model.module, [layer])
-        unit_list = [int(u) for u in units]
-        if not unit_list:
-            raise FvlabError("units is empty; give at least one unit index")
-        _check_units(model, layer, unit_list, size)
-        objective = obj.units(layer, unit_list)
-        batch = len(unit_list)
-    else:
-        resolve_layers(model.module, objective.layers)
-        unit_list = None
-        batch = batch or 1
-    if thresholds:
-        thresholds = sorted({int(t) for t in thresholds})
-        if thresholds[0] < 1:
-            raise FvlabError(f"thresholds must be update counts >= 1, got {thresholds}")
-        steps = steps or max(thresholds)
-        if max(thresholds) > steps:
-            raise FvlabError(f"threshold {max(thresholds)} exceeds steps={steps}")
-    steps = steps or LUCID_STEPS
-    if steps < 1:
-        raise FvlabError(f"steps must be >= 1, got {steps}")
-    lucid_counting = preset == "lucid"
-    if preset == "lucid":
-        transforms = "lucid" if transforms == "standard" else transforms
-        thresholds = thresholds or [steps]
-        steps = max(thresholds) + 1
-    if param == "maco" and magnitude is None:
-        magnitude = natural_magnitude(model, size)
-    device = model.device
-    init_generator = torch.Generator().manual_seed(seed)
-    image = make_param(
-        param,
-        batch,
-        model.spec.channels,
-        size,
-        init_generator,
-        decay_power=decay_power,
-        init_sd=init_sd,
-        magnitude=magnitude,
-    ).to(device)
-    transform = make_transforms(transforms, size).to(device)
-    step_generator = torch.Generator(device=device).manual_seed(seed + 1)
+    names = {k: v for k, v in (("param", param), ("transforms", transforms)) if isinstance(v, str)}
+    settings = _settings(settings, preset, {**overrides, **names})
+    size = settings.size or model.spec.size
+    objective, unit_list, batch = _objective(model, layer, units, objective, batch, size)
+    param_module = param if isinstance(param, nn.Module) else None
+    if param is not None and param_module is None and not isinstance(param, str):
+        raise FvlabError(f"param: expected a name or an nn.Module, got {type(param).__name__}")
+    image = _image(model, settings, param_module, batch, size, magnitude)
+    custom_transform = isinstance(transforms, Transform)
+    transform = transforms if custom_transform else make_transforms(settings.transforms, size)
+    updates, thresholds = settings.schedule()
     result = optimise(
         model,
         image,
         objective,
-        transform,
-        steps=steps,
-        optimizer=optimizer or _default_optimizer(param, lr),
-        generator=step_generator,
-        thresholds=thresholds or (),
-        lucid_counting=lucid_counting,
-        relu_redirect_steps=relu_redirect_steps,
+        transform.to(model.device),
+        steps=updates,
+        optimizer=optimizer or _default_optimizer(image, settings.lr),
+        generator=torch.Generator(device=model.device).manual_seed(settings.seed + 1),
+        thresholds=thresholds,
+        lucid_counting=settings.lucid_counting,
+        relu_redirect_steps=settings.relu_redirect_steps,
         callbacks=callbacks,
         show_progress=show_progress,
         description=f"rendering {objective.name}",
     )
     result.units = unit_list
     result.settings = {
-        "param": param,
-        "transforms": transforms if isinstance(transforms, str) else "custom",
-        "steps": steps,
-        "lr": lr,
-        "seed": seed,
-        "size": size,
+        "param": "custom" if param_module is not None else settings.param,
+        "transforms": "custom" if custom_transform else settings.transforms,
+        "steps": updates,
+        "lr": settings.lr,
+        "seed": settings.seed,
+        "size": int(result.images.shape[-1]) if param_module is not None else size,
         "batch": batch,
-        "preset": preset,
-        "relu_redirect_steps": relu_redirect_steps,
+        "preset": settings.preset,
+        "relu_redirect_steps": settings.relu_redirect_steps,
         "objective": objective.name,
     }
     return result

@@ -1,28 +1,32 @@
 """The render loop: optimise a parameterized image batch to maximise an objective.
 
-Per step: image = param() → transforms (drawn per element) → channels-last layout → model
-(forward stops as soon as the objective's layers have run) → loss = −Σ_b objective_b →
-gradients for the image parameters only (never for the model's weights) → optimiser step. No
-value is copied to the host inside the loop unless a progress bar or a callback asks for it.
+Per update (:func:`_update`): image = param() → transforms (drawn per element) → the model
+(forward stops as soon as the objective's layers have run; channels-last layout) → activations,
+plus the transformed image as ``"input"`` → loss = −Σ_b objective_b → gradients for the image
+parameters only (never for the model's weights) → optimiser step. Then the step's bookkeeping:
+the trace, snapshots at thresholds, the progress bar, callbacks. ReLU redirection is one scope
+around the whole loop whose flag is switched off after ``relu_redirect_steps`` updates. No value
+is copied to the host inside the loop unless a progress bar or a callback asks for it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from fvlab.models.hooks import Capture
-from fvlab.optvis.objectives import Objective
-from fvlab.optvis.relu_redirect import redirect_relu_gradients
+from fvlab.optvis.objectives import INPUT, Objective
+from fvlab.optvis.relu_redirect import ReluRedirection
 from fvlab.optvis.transforms import Transform
 from fvlab.progress import progress_bar
 
 CHANNELS_LAST = torch.channels_last
+#: the progress bar reads the objective back every this many updates
+PROGRESS_EVERY = 32
 
 #: A callback gets (step, current images (no grad), objective values (B,) on the device) after
 #: each update and may return True to stop.
@@ -34,7 +38,8 @@ OptimizerFactory = Callable[[Sequence[torch.Tensor]], torch.optim.Optimizer]
 class RenderResult:
     """Images (B, C, H, W) in [0, 1] after the last update, snapshots per threshold, and the
     objective per element evaluated on the final, untransformed images. ``trace`` holds the
-    (transformed) objective per update, shape (steps, B)."""
+    (transformed) objective per update, shape (steps, B). ``settings`` is the JSON form of what
+    was rendered (see :func:`fvlab.optvis.api.render`)."""
 
     images: torch.Tensor
     objective: torch.Tensor
@@ -45,10 +50,65 @@ class RenderResult:
     settings: dict = field(default_factory=dict)
 
 
+def _values(
+    cap: Capture,
+    model,
+    objective: Objective,
+    images: torch.Tensor,
+    layout: torch.memory_format = CHANNELS_LAST,
+) -> torch.Tensor:
+    """The objective of ``images`` (what the model sees): run the model only if the objective
+    reads a module layer, and pass the image itself as ``"input"``."""
+    layers = objective.model_layers
+    if layers:
+        # channels-last activations take the faster convolution kernels on CPU (about 1.4×
+        # per step for GoogLeNet at 140 px, neutral for small models); weights untouched
+        cap.run(model, images.contiguous(memory_format=layout))
+    activations = {name: cap[name] for name in layers}
+    if objective.reads_input:
+        activations[INPUT] = images
+    return objective(activations)
+
+
 def _evaluate(model, objective: Objective, images: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad(), Capture(model.module, objective.layers, stop_early=False) as cap:
-        model(images)
-        return objective({name: cap[name] for name in objective.layers})
+    with torch.no_grad(), Capture(model.module, objective.model_layers) as cap:
+        return _values(cap, model, objective, images, torch.contiguous_format)
+
+
+@dataclass
+class _Step:
+    """What one update needs: the parts of the optimisation and the capture in use."""
+
+    model: object
+    param: nn.Module
+    objective: Objective
+    transform: Transform
+    generator: torch.Generator
+    params: list[torch.Tensor]
+    opt: torch.optim.Optimizer
+    cap: Capture
+
+
+def _update(s: _Step) -> torch.Tensor:
+    """One optimiser update; returns the objective values (B,) before it, detached."""
+    values = _values(s.cap, s.model, s.objective, s.transform(s.param(), s.generator))
+    s.opt.zero_grad(set_to_none=True)
+    (-values.sum()).backward(inputs=s.params)
+    s.opt.step()
+    return values.detach()
+
+
+def _current(param: nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return param().detach()
+
+
+def _stop(callbacks: Sequence[Callback], step: int, param: nn.Module, values: torch.Tensor) -> bool:
+    """Whether a callback asks to stop (each gets the current images; the first True wins)."""
+    if not callbacks:
+        return False
+    current = _current(param)
+    return any(bool(cb(step, current, values)) for cb in callbacks)
 
 
 def optimise(
@@ -71,55 +131,32 @@ def optimise(
 
     ``steps`` is the number of updates. A snapshot for threshold t is taken after update t, or
     after update t + 1 with ``lucid_counting`` (lucid runs max(thresholds) + 1 updates and labels
-    the snapshot after update t + 1 as t).
+    the snapshot after update t + 1 as t). ReLU redirection is on for updates
+    1 … ``relu_redirect_steps``.
     """
     params = [p for p in param.parameters() if p.requires_grad]
-    opt = optimizer(params)
     offset = 1 if lucid_counting else 0
-    wanted = {t + offset: t for t in thresholds}
+    label_of = {t + offset: t for t in thresholds}
     snapshots: dict[int, torch.Tensor] = {}
     trace: list[torch.Tensor] = []
-    layers = objective.layers
     steps_run = reported = 0
-    with ExitStack() as stack, progress_bar(description, steps, show_progress) as advance:
-        cap = stack.enter_context(Capture(model.module, layers, stop_early=True))
-        redirect = (
-            stack.enter_context(redirect_relu_gradients(model.module))
-            if relu_redirect_steps > 0
-            else None
-        )
+    redirect = ReluRedirection(model.module, enabled=relu_redirect_steps > 0)
+    cap = Capture(model.module, objective.model_layers, stop_early=True)
+    with cap, redirect, progress_bar(description, steps, show_progress) as advance:
+        state = _Step(model, param, objective, transform, generator, params, optimizer(params), cap)
         for step in range(1, steps + 1):
-            if redirect is not None and step == relu_redirect_steps + 1:
-                stack.close()  # leaves the redirection scope (and the capture; re-enter it)
-                cap = stack.enter_context(Capture(model.module, layers, stop_early=True))
-                redirect = None
-            images = param()
-            # channels-last activations take the faster convolution kernels on CPU (about 1.4×
-            # per step for GoogLeNet at 140 px, neutral for small models); weights untouched
-            cap.run(model, transform(images, generator).contiguous(memory_format=CHANNELS_LAST))
-            values = objective({name: cap[name] for name in layers})
-            loss = -values.sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward(inputs=params)
-            opt.step()
+            redirect.active = step <= relu_redirect_steps
+            values = _update(state)
             steps_run = step
-            detached = values.detach()
-            trace.append(detached)
-            if step in wanted:
-                with torch.no_grad():
-                    snapshots[wanted[step]] = param().detach().clone()
-            if show_progress and (step % 32 == 0 or step == steps):
-                advance(step - reported, info=f"objective {float(detached.mean()):.3f}")
+            trace.append(values)
+            if step in label_of:
+                snapshots[label_of[step]] = _current(param).clone()
+            if show_progress and (step % PROGRESS_EVERY == 0 or step == steps):
+                advance(step - reported, info=f"objective {float(values.mean()):.3f}")
                 reported = step
-            stop = False
-            if callbacks:
-                with torch.no_grad():
-                    current = param().detach()
-                stop = any(bool(cb(step, current, detached)) for cb in callbacks)
-            if stop:
+            if _stop(callbacks, step, param, values):
                 break
-    with torch.no_grad():
-        final = param().detach()
+    final = _current(param)
     return RenderResult(
         images=final.cpu(),
         objective=_evaluate(model, objective, final).detach().cpu(),

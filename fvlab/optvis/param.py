@@ -14,6 +14,10 @@
 
 The raw output then goes through colour decorrelation (:func:`decorrelate_colors`: lucid's
 matrix for 3 channels, identity otherwise) and a sigmoid (or a clamp) to land in [0, 1].
+
+:func:`make_param` builds one by name ('fft', 'pixel', 'maco'). ``fvlab.render(param=...)``
+takes a name or any ``nn.Module`` whose ``forward()`` returns (B, C, H, W) in [0, 1]; its
+parameters with ``requires_grad`` are the ones optimised.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 from torch import nn
+
+from fvlab.errors import FvlabError
 
 #: lucid's colour-correlation square root (rows: RGB output, columns: decorrelated input)
 COLOR_CORRELATION_SVD_SQRT = np.array(
@@ -71,14 +77,20 @@ def fft_scale(h: int, w: int, decay_power: float = 1.0) -> torch.Tensor:
     return torch.from_numpy(1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power).float()
 
 
+Size = int | tuple[int, int]
+
+
 class _ImageParam(nn.Module, abc.ABC):
-    """Common shape bookkeeping; subclasses implement ``raw()`` (before colour/sigmoid)."""
+    """Common shape bookkeeping and initialisation: subclasses create their parameters in
+    ``init_parameters(sd, generator)`` and implement ``raw()`` (before colour/sigmoid)."""
 
     def __init__(
         self,
         batch: int,
         channels: int,
-        size: int | tuple[int, int],
+        size: Size,
+        sd: float = 0.01,
+        generator: torch.Generator | None = None,
         decorrelate: bool = True,
         sigmoid: bool = True,
     ) -> None:
@@ -91,6 +103,11 @@ class _ImageParam(nn.Module, abc.ABC):
         self.shape = (batch, channels, h, w)
         self.decorrelate = decorrelate
         self.sigmoid = sigmoid
+        self.init_parameters(sd, generator)
+
+    @abc.abstractmethod
+    def init_parameters(self, sd: float, generator: torch.Generator | None) -> None:
+        """Create the optimised parameters (random start of standard deviation ``sd``)."""
 
     @abc.abstractmethod
     def raw(self) -> torch.Tensor:
@@ -103,41 +120,25 @@ class _ImageParam(nn.Module, abc.ABC):
 class PixelImage(_ImageParam):
     """Free pixels ~ N(0, sd²) before decorrelation and sigmoid."""
 
-    def __init__(
-        self,
-        batch: int,
-        channels: int,
-        size: int | tuple[int, int],
-        sd: float = 0.01,
-        generator: torch.Generator | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(batch, channels, size, **kwargs)
-        pixels = torch.randn(self.shape, generator=generator) * sd
-        self.pixels = nn.Parameter(pixels)
+    def init_parameters(self, sd: float, generator: torch.Generator | None) -> None:
+        self.pixels = nn.Parameter(torch.randn(self.shape, generator=generator) * sd)
 
     def raw(self) -> torch.Tensor:
         return self.pixels
 
 
 class FFTImage(_ImageParam):
-    """lucid's Fourier parameterization (see the module docstring)."""
+    """lucid's Fourier parameterization (see the module docstring); arguments as
+    :class:`PixelImage` plus ``decay_power``."""
 
-    def __init__(
-        self,
-        batch: int,
-        channels: int,
-        size: int | tuple[int, int],
-        sd: float = 0.01,
-        decay_power: float = 1.0,
-        generator: torch.Generator | None = None,
-        **kwargs,
-    ) -> None:
-        super().__init__(batch, channels, size, **kwargs)
+    def __init__(self, *args, decay_power: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.register_buffer("scale", fft_scale(*self.shape[-2:], decay_power))
+
+    def init_parameters(self, sd: float, generator: torch.Generator | None) -> None:
         b, c, h, w = self.shape
         spectrum = torch.randn((b, c, h, w // 2 + 1, 2), generator=generator) * sd
         self.spectrum = nn.Parameter(spectrum)
-        self.register_buffer("scale", fft_scale(h, w, decay_power))
 
     def raw(self) -> torch.Tensor:
         h, w = self.shape[-2:]
@@ -173,25 +174,29 @@ def estimate_magnitude(
 
 
 class PhaseImage(_ImageParam):
-    """MACO: fixed natural magnitude spectrum, optimised phase (see the module docstring)."""
+    """MACO: fixed natural magnitude spectrum, optimised phase φ ~ U(−π, π) (see the module
+    docstring); ``magnitude`` (C or 1, H, W//2 + 1) from :func:`estimate_magnitude`."""
 
     def __init__(
         self,
         batch: int,
         channels: int,
-        size: int | tuple[int, int],
+        size: Size,
         magnitude: torch.Tensor,
         generator: torch.Generator | None = None,
         **kwargs,
     ) -> None:
-        super().__init__(batch, channels, size, **kwargs)
-        b, c, h, w = self.shape
+        super().__init__(batch, channels, size, generator=generator, **kwargs)
+        _, c, h, w = self.shape
         if magnitude.shape != (c, h, w // 2 + 1) and magnitude.shape != (1, h, w // 2 + 1):
             raise ValueError(
                 f"magnitude has shape {tuple(magnitude.shape)}; expected ({c}, {h}, {w // 2 + 1})"
                 " — estimate it at the render size with estimate_magnitude(images, size)"
             )
         self.register_buffer("magnitude", magnitude.float().expand(c, h, w // 2 + 1).clone())
+
+    def init_parameters(self, sd: float, generator: torch.Generator | None) -> None:
+        b, c, h, w = self.shape
         phase = (torch.rand((b, c, h, w // 2 + 1), generator=generator) * 2 - 1) * torch.pi
         self.phase = nn.Parameter(phase)
 
@@ -202,3 +207,34 @@ class PhaseImage(_ImageParam):
         mean = x.mean(dim=(-2, -1), keepdim=True)
         std = x.std(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
         return (x - mean) / std
+
+
+#: the parameterizations render knows by name
+PARAM_NAMES = ("fft", "pixel", "maco")
+
+
+def make_param(
+    name: str,
+    batch: int,
+    channels: int,
+    size: Size,
+    generator: torch.Generator,
+    *,
+    decay_power: float = 1.0,
+    init_sd: float = 0.01,
+    magnitude: torch.Tensor | None = None,
+) -> nn.Module:
+    """Build a parameterization by name: 'fft' (:class:`FFTImage`), 'pixel'
+    (:class:`PixelImage`) or 'maco' (:class:`PhaseImage`, which needs ``magnitude``)."""
+    if name == "fft":
+        return FFTImage(batch, channels, size, init_sd, generator, decay_power=decay_power)
+    if name == "pixel":
+        return PixelImage(batch, channels, size, init_sd, generator)
+    if name == "maco":
+        if magnitude is None:
+            raise FvlabError(
+                "the maco parameterization needs a magnitude spectrum: pass "
+                "magnitude=estimate_magnitude(natural_images, size)"
+            )
+        return PhaseImage(batch, channels, size, magnitude, generator=generator)
+    raise FvlabError(f"unknown parameterization {name!r}; valid: fft, pixel, maco")

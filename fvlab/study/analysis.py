@@ -23,7 +23,6 @@ in the main trials, and the practice passed within 5 attempts.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
 
@@ -31,26 +30,7 @@ import numpy as np
 from scipy import stats
 
 from fvlab.errors import FvlabError
-
-
-@dataclass(frozen=True)
-class ExclusionCriteria:
-    """Who counts. Times in seconds; fractions in [0, 1]."""
-
-    min_catch_fraction: float = 2 / 3
-    min_instructions_s: float = 15.0
-    min_total_s: float = 90.0
-    max_total_s: float = 900.0
-    require_both_sides: bool = True
-    max_practice_attempts: int = 5
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_catch_fraction <= 1:
-            raise FvlabError(f"min catch fraction must be in [0, 1], got {self.min_catch_fraction}")
-        if self.min_total_s > self.max_total_s:
-            raise FvlabError(
-                f"total-time window is empty: min {self.min_total_s} s > max {self.max_total_s} s"
-            )
+from fvlab.study.settings import ExclusionCriteria
 
 
 def participant_results(
@@ -215,7 +195,7 @@ def analyse(
     included = {p["participant_id"]: p for p in people if p["included"]}
     main_rows = [r for r in responses if r["kind"] == "main" and r["participant_id"] in included]
     result: dict[str, Any] = {
-        "criteria": asdict(criteria),
+        "criteria": criteria.to_dict(),
         "participants": {
             "submitted": len(people),
             "included": len(included),

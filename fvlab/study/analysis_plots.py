@@ -17,6 +17,25 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Lay out, write at 120 dpi, close."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _finish(plt, fig, ax, path: Path, ticks, ylabel: str, title: str, **legend) -> Path:
+    """An accuracy plot's axes: x ticks ``ticks`` (positions, labels), y in [0, 1], labels,
+    title and a legend (keyword arguments of ``ax.legend``, font size 8); then :func:`_save`."""
+    ax.set_xticks(*ticks)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, **legend)
+    return _save(plt, fig, path)
+
+
 def plot_accuracy(summary: dict[str, Any], path: Path) -> Path:
     """Mean ± 2 SEM per condition, participants as dots, chance and baselines as lines."""
     plt = _pyplot()
@@ -67,15 +86,18 @@ def plot_accuracy(summary: dict[str, Any], path: Path) -> Path:
             zorder=4,
             label="machine observer",
         )
-    ax.set_xticks(range(len(conditions)), conditions)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (main trials)")
-    ax.set_title("Accuracy per condition: mean ± 2 SEM across participants")
-    ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(
+        plt,
+        fig,
+        ax,
+        path,
+        (range(len(conditions)), conditions),
+        "accuracy (main trials)",
+        "Accuracy per condition: mean ± 2 SEM across participants",
+        ncol=4,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+    )
 
 
 def plot_layers(summary: dict[str, Any], path: Path) -> Path:
@@ -102,15 +124,18 @@ def plot_layers(summary: dict[str, Any], path: Path) -> Path:
         ]
         ax.bar(xs, means, width=width, yerr=errs, capsize=2, label=c)
     ax.axhline(0.5, color="grey", linestyle=":")
-    ax.set_xticks(range(len(layers)), layers)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy")
-    ax.set_title("Accuracy per layer (± 2 SEM)")
-    ax.legend(fontsize=8, ncol=len(conditions), loc="upper center", bbox_to_anchor=(0.5, -0.08))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(
+        plt,
+        fig,
+        ax,
+        path,
+        (range(len(layers)), layers),
+        "accuracy",
+        "Accuracy per layer (± 2 SEM)",
+        ncol=len(conditions),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.08),
+    )
 
 
 def plot_confidence(summary: dict[str, Any], path: Path) -> Path:
@@ -126,16 +151,9 @@ def plot_confidence(summary: dict[str, Any], path: Path) -> Path:
             label=c,
         )
     ax.axhline(0.5, color="grey", linestyle=":")
-    ax.set_xticks([1, 2, 3], ["1 (guess)", "2", "3 (sure)"])
-    ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
-    ax.set_ylabel("accuracy (pooled trials)")
-    ax.set_title("Accuracy by confidence")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    ticks = ([1, 2, 3], ["1 (guess)", "2", "3 (sure)"])
+    return _finish(plt, fig, ax, path, ticks, "accuracy (pooled trials)", "Accuracy by confidence")
 
 
 def plot_kappa(summary: dict[str, Any], path: Path) -> Path:
@@ -161,17 +179,18 @@ def plot_kappa(summary: dict[str, Any], path: Path) -> Path:
     ax.set_yticks(range(len(names)), names)
     ax.set_title("Cohen's κ of per-image-set correctness")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
+
+
+#: file name → plot function of every plot of an analysis
+PLOTS = {
+    "accuracy.png": plot_accuracy,
+    "layers.png": plot_layers,
+    "confidence.png": plot_confidence,
+    "kappa.png": plot_kappa,
+}
 
 
 def plot_all(summary: dict[str, Any], out_dir: Path) -> list[Path]:
-    """All four plots into ``out_dir``."""
-    return [
-        plot_accuracy(summary, out_dir / "accuracy.png"),
-        plot_layers(summary, out_dir / "layers.png"),
-        plot_confidence(summary, out_dir / "confidence.png"),
-        plot_kappa(summary, out_dir / "kappa.png"),
-    ]
+    """All plots of :data:`PLOTS` into ``out_dir``."""
+    return [plot(summary, out_dir / name) for name, plot in PLOTS.items()]

@@ -1,27 +1,30 @@
-"""``fvlab study analyze``: load answers and manifest, analyse, score baselines, plot, write.
+"""``fvlab study analyze``: load answers and manifest, analyse, score baselines and observer.
 
-Outputs in ``out_dir``: ``summary.json`` (everything :func:`fvlab.study.analysis.analyse`
-returns, plus baselines and the machine observer), ``participants.csv`` (one row per submitted
-participant with accuracy and exclusion reasons) and four plots: ``accuracy.png`` (mean ± 2 SEM
-per condition, participants as dots, chance as a line, baselines and observer as markers),
-``layers.png``,
-``confidence.png`` and ``kappa.png``.
+The job :func:`run_analysis` (no model argument: the machine observer loads the study's own
+model) returns an :class:`AnalysisResult`; its ``save(out)`` writes ``summary.json``
+(everything :func:`fvlab.study.analysis.analyse` returns, plus baselines and the machine
+observer), ``participants.csv`` (one row per submitted participant with accuracy and exclusion
+reasons) and the plots of :data:`fvlab.study.analysis_plots.PLOTS`: ``accuracy.png`` (mean ± 2
+SEM per condition, participants as dots, chance as a line, baselines and observer as markers),
+``layers.png``, ``confidence.png`` and ``kappa.png``.
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fvlab.errors import FvlabError
+from fvlab.jobs import OutDir, finish
 from fvlab.progress import progress_bar
-from fvlab.report.summary import write_summary
-from fvlab.study.analysis import ExclusionCriteria, analyse
-from fvlab.study.storage import fetch_participants, fetch_responses, open_database
-from fvlab.study.trials import read_manifest
+from fvlab.study.analysis import analyse
+from fvlab.study.manifest import read_manifest
+from fvlab.study.settings import AnalysisSettings
+from fvlab.study.storage import database_url, fetch_participants, fetch_responses, open_database
 
 
 def _image_sets(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -56,21 +59,8 @@ def _write_participants(path: Path, people: list[dict[str, Any]]) -> None:
             writer.writerow({**p, "exclusion_reasons": ";".join(p["exclusion_reasons"])})
 
 
-def run_analysis(
-    study_dir: Path,
-    db_url: str,
-    out_dir: Path,
-    criteria: ExclusionCriteria | None = None,
-    seed: int = 0,
-    n_resamples: int = 9999,
-    with_baselines: bool = True,
-    with_observer: bool = True,
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Analyse the study in ``db_url``; writes summary.json, participants.csv and plots."""
-    from fvlab.study.analysis_plots import plot_all
-
-    manifest = read_manifest(study_dir)
+def _answers(db_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(submitted participants, every stored response) of the database at ``db_url``."""
     engine = open_database(db_url, create=False)
     try:
         participants = fetch_participants(engine, submitted_only=True)
@@ -81,28 +71,60 @@ def run_analysis(
         engine.dispose()
     if not participants:
         raise FvlabError(f"no submitted participants in {db_url}: nothing to analyse yet")
+    return participants, responses
+
+
+@dataclass
+class AnalysisResult:
+    """The analysis of a study's answers (``figures`` is what ``summary.json`` holds)."""
+
+    figures: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return self.figures
+
+    def save(self, out: Path) -> Path:
+        """Write ``participants.csv``, the plots and ``summary.json`` into ``out``."""
+        from fvlab.report.summary import write_summary
+        from fvlab.study.analysis_plots import plot_all
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_participants(out / "participants.csv", self.figures["participant_table"])
+        plot_all(self.figures, out)
+        return write_summary(out, self.figures)
+
+
+def run_analysis(
+    settings: AnalysisSettings, out: OutDir = None, *, show_progress: bool = True
+) -> AnalysisResult:
+    """The ``fvlab study analyze`` job: exclusions, statistics per condition, baselines and the
+    machine observer for the answers stored in ``settings.db``."""
+    from fvlab.study.analysis_plots import PLOTS
+
+    s = settings
+    study_dir = s.study_dir
+    manifest = read_manifest(study_dir)
+    db_url = database_url(s.db, study_dir)
+    participants, responses = _answers(db_url)
     conditions = [c for c in manifest.get("conditions", []) if c]
     seen = {p["condition"] for p in participants}
     conditions = [c for c in conditions if c in seen] + sorted(seen - set(conditions))
     set_ids = {r["set_id"] for r in responses if r["kind"] == "main"}
-    with progress_bar("analysis", 4, show_progress) as advance:
-        baselines = baseline_decisions(study_dir, manifest, set_ids) if with_baselines else {}
+    with progress_bar("analysis", 3, show_progress) as advance:
+        baselines = baseline_decisions(study_dir, manifest, set_ids) if s.baselines else {}
         advance(1, info="baselines")
         summary = analyse(
-            participants, responses, conditions, criteria, baselines, seed, n_resamples
+            participants, responses, conditions, s.criteria, baselines, s.seed, s.n_resamples
         )
         advance(1, info="statistics")
-        if with_observer:
+        if s.observer:
             summary["observer"] = observer_scores(study_dir, conditions, summary, responses)
         advance(1, info="machine observer")
-        summary["study_dir"] = str(study_dir)
-        summary["model"] = manifest.get("model")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _write_participants(out_dir / "participants.csv", summary["participant_table"])
-        summary["plots"] = [p.name for p in plot_all(summary, out_dir)]
-        write_summary(out_dir, summary)
-        advance(1, info="plots")
-    return summary
+    summary["study_dir"] = str(study_dir)
+    summary["model"] = manifest.get("model")
+    summary["plots"] = list(PLOTS)
+    return finish(AnalysisResult(summary), out)
 
 
 def observer_scores(

@@ -23,7 +23,8 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from fvlab.study.protocol import RequestRejected, StudySettings, browser_trial
+from fvlab.study.protocol import RequestRejected, browser_trial
+from fvlab.study.settings import ServerSettings
 from fvlab.study.storage import lock_for_enrolment, participants
 from fvlab.study.trials import Trial, make_trials
 
@@ -34,7 +35,7 @@ def _external_key(prolific_pid: str | None, study_id: str | None) -> str | None:
     return f"{study_id or ''}|{prolific_pid}"
 
 
-def _choose_condition(conn: sa.Connection, settings: StudySettings, seq: int, now: float) -> str:
+def _choose_condition(conn: sa.Connection, settings: ServerSettings, seq: int, now: float) -> str:
     active = sa.or_(
         participants.c.submitted_unix.is_not(None),
         participants.c.created_unix >= now - settings.abandon_after_s,
@@ -55,7 +56,7 @@ def _choose_condition(conn: sa.Connection, settings: StudySettings, seq: int, no
 
 
 def enrolment_view(
-    row: dict[str, Any], settings: StudySettings, resumed: bool, image_url: Callable[[str], str]
+    row: dict[str, Any], settings: ServerSettings, resumed: bool, image_url: Callable[[str], str]
 ) -> dict[str, Any]:
     """The JSON the browser gets for a participant row."""
     stored = json.loads(row["trials_json"])
@@ -74,7 +75,7 @@ def enrolment_view(
 def enrol(
     engine: Engine,
     manifest: dict[str, Any],
-    settings: StudySettings,
+    settings: ServerSettings,
     prolific_pid: str | None = None,
     study_id: str | None = None,
     session_id: str | None = None,

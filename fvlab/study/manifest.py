@@ -22,48 +22,59 @@ top level ``dataset`` and ``build`` (every setting).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from fvlab.errors import CorruptFileError, FvlabError
+
+if TYPE_CHECKING:
+    import torch
+
+    from fvlab.models.zoo import LoadedModel
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "fvlab-study"
 VERSION = 1
+#: the between-subject conditions: which reference images a participant sees
 CONDITIONS = ("synthetic", "natural", "mixed", "blur", "none")
+#: unit kinds: scored units, easy catch units (attention checks), practice units (feedback)
 KINDS = ("main", "catch", "practice")
+REMEDY = "Make a study directory with `fvlab study build --out STUDY_DIR`."
 _TOP_KEYS = ("model", "image_size", "channels", "occluder_px", "stride", "units")
-_SET_KEYS = ("set_id", "query", "occluded_max", "occluded_min", "activation", "occluder")
+_SET_KEYS = (
+    "set_id",
+    "query",
+    "occluded_max",
+    "occluded_min",
+    "activation",
+    "occluder",
+    "references",
+)
 
 
 def read_manifest(study_dir: str | Path) -> dict[str, Any]:
-    """Read and check ``STUDY_DIR/manifest.json`` (format, version, required keys)."""
+    """Read and check ``STUDY_DIR/manifest.json``: format, version, the required top-level
+    keys, and per unit a known kind and at least one image set with every required key.
+
+    Torch-free: the server reads manifests with it."""
+    from fvlab.report.summary import read_versioned_json
+
     path = Path(study_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise FvlabError(
-            f"{path} not found: STUDY_DIR must be a directory written by `fvlab study build`"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CorruptFileError(f"{path} is not valid JSON ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CorruptFileError(f"{path} is not an fvlab study manifest (format != {FORMAT!r})")
-    if manifest.get("version") != VERSION:
-        raise CorruptFileError(
-            f"{path} has manifest version {manifest.get('version')!r}; this fvlab reads "
-            f"version {VERSION}. Rebuild the study with `fvlab study build`."
-        )
+    manifest = read_versioned_json(path, FORMAT, VERSION, REMEDY)
     missing = [k for k in _TOP_KEYS if k not in manifest]
     for unit in manifest.get("units", []):
-        for image_set in unit.get("image_sets", []):
-            missing += [
-                f"{image_set.get('set_id', '?')}.{k}" for k in _SET_KEYS if k not in image_set
-            ]
+        name = unit.get("unit_id")
+        if unit.get("kind") not in KINDS:
+            raise CorruptFileError(
+                f"{path}: unit {name!r} has kind {unit.get('kind')!r}; "
+                f"valid kinds are {', '.join(KINDS)}"
+            )
+        if not unit.get("image_sets"):
+            raise CorruptFileError(f"{path}: unit {name!r} has no image sets")
+        for image_set in unit["image_sets"]:
+            set_id = image_set.get("set_id", f"{name}:?")
+            missing += [f"{set_id}.{k}" for k in _SET_KEYS if k not in image_set]
     if missing:
         raise CorruptFileError(f"{path} lacks required entries: {', '.join(missing[:10])}")
     return manifest
@@ -79,7 +90,17 @@ def image_sets(
                 yield unit, image_set
 
 
-def load_study_model(manifest: dict[str, Any], device: str = "cpu"):
+def manifest_image_paths(manifest: dict[str, Any]) -> set[str]:
+    """Every image path (relative to the study directory) the manifest refers to."""
+    paths: set[str] = set()
+    for _, image_set in image_sets(manifest):
+        paths.update((image_set["query"], image_set["occluded_max"], image_set["occluded_min"]))
+        for refs in image_set["references"].values():
+            paths.update(refs)
+    return paths
+
+
+def load_study_model(manifest: dict[str, Any], device: str = "cpu") -> LoadedModel:
     """The model a study was built with (its recorded name and weights)."""
     from fvlab.models.zoo import load
 
@@ -89,6 +110,8 @@ def load_study_model(manifest: dict[str, Any], device: str = "cpu"):
 
 def load_images(study_dir: str | Path, paths: Sequence[str]) -> torch.Tensor:
     """Stack PNGs given relative to STUDY_DIR into (N, C, H, W) floats in [0, 1]."""
+    import torch
+
     from fvlab.report.images import load_png
 
     root = Path(study_dir)
@@ -99,7 +122,7 @@ def load_images(study_dir: str | Path, paths: Sequence[str]) -> torch.Tensor:
 
 
 def recompute_ground_truth(
-    study_dir: str | Path, loaded=None, batch_size: int = 1024
+    study_dir: str | Path, loaded: LoadedModel | None = None, batch_size: int = 1024
 ) -> dict[str, dict[str, float]]:
     """Re-measure ``{set_id: {"query", "max", "min"}}`` from the saved PNGs (batched)."""
     from fvlab.study.occlusion import unit_activations

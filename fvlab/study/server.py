@@ -34,10 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from fvlab.errors import FvlabError
 from fvlab.study.enrolment import enrol
 from fvlab.study.export import FORMATS, TABLES, encode_table, table_rows
-from fvlab.study.protocol import IMAGE_PREFIX, RequestRejected, StudySettings, image_ids
+from fvlab.study.manifest import manifest_image_paths, read_manifest
+from fvlab.study.protocol import IMAGE_PREFIX, RequestRejected, image_ids
+from fvlab.study.settings import ServerSettings
 from fvlab.study.storage import count_rows, open_database, participants
 from fvlab.study.submission import SubmissionIn, store_submission
-from fvlab.study.trials import make_trials, manifest_image_paths, read_manifest
+from fvlab.study.trials import make_trials
 
 WEB_DIR = Path(__file__).parent / "web"
 _MODULES = "node_modules"
@@ -139,7 +141,7 @@ def _image_table(study_dir: Path, manifest: dict[str, Any]) -> tuple[dict[str, s
     return ids, files
 
 
-def create_app(study_dir: Path, db_url: str, settings: StudySettings, admin_token: str) -> FastAPI:
+def create_app(study_dir: Path, db_url: str, settings: ServerSettings, admin_token: str) -> FastAPI:
     """The FastAPI app for one study directory and database."""
     if len(admin_token) < 16:
         raise FvlabError("the admin token must be at least 16 characters long")
@@ -258,7 +260,7 @@ def create_app(study_dir: Path, db_url: str, settings: StudySettings, admin_toke
 def serve(
     study_dir: Path,
     db_url: str,
-    settings: StudySettings,
+    settings: ServerSettings,
     admin_token: str,
     host: str = "127.0.0.1",
     port: int = 8000,

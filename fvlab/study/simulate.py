@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from fvlab.errors import FvlabError
-from fvlab.study.trials import CONDITIONS, encode_response
+from fvlab.study.manifest import CONDITIONS
+from fvlab.study.trials import encode_response
 
 # The paper's reported accuracies (P2): FVs 68 %, natural/mixed/blur ~66–67 %, none 60 %.
 PAPER_ACCURACY = {"synthetic": 0.68, "natural": 0.67, "mixed": 0.67, "blur": 0.66, "none": 0.60}

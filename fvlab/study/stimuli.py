@@ -21,67 +21,45 @@ Scaled-down version of P2's design (P2 numbers in brackets):
   person would find easy: a big, unambiguous difference).
 
 Ground-truth activations are measured on the saved 8-bit PNGs.
+
+The job :func:`run_build_study` runs five named steps: :func:`plan_layout` (units checked against
+the model, occluder and blur geometry) → :func:`find_exemplars` (the top-k search and every
+unit's image-set plan, catch and practice units included) → :func:`occlude_queries` (the
+occlusion sweeps) → :func:`make_references` (natural, blurred and synthetic references) →
+:func:`write_study` (PNGs, ground truth measured on them, the manifest).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from fvlab.activations.sweep import LayerStats, SweepResult
 from fvlab.errors import FvlabError
-from fvlab.study.exemplars import RunningTopK, gather_images, top_exemplars
-from fvlab.study.manifest import CONDITIONS, FORMAT, MANIFEST_NAME, VERSION
-from fvlab.study.occlusion import occluded_images, occluder_side, occlusion_sweep, quantise
+from fvlab.jobs import finish
+from fvlab.study.exemplars import top_exemplars
+from fvlab.study.manifest import CONDITIONS, FORMAT, MANIFEST_NAME, VERSION, image_sets
+from fvlab.study.occlusion import (
+    Sweep,
+    occluded_images,
+    occluder_side,
+    occlusion_sweep,
+    quantise,
+    unit_activations,
+)
+from fvlab.study.settings import LayerUnit, StudySettings
 
-LayerUnit = tuple[str, int]
-
-
-@dataclass(frozen=True)
-class BuildSettings:
-    """Every number that shapes the stimuli (recorded in the manifest under ``build``)."""
-
-    top_k: int = 200
-    bins: int = 10
-    sets_per_unit: int = 10
-    occluder_fraction: float = 0.4
-    stride: int = 2
-    blur_stride: int = 4
-    fv_steps: int = 256
-    diversity: float = 1.0
-    catch_units: int = 3
-    practice_units: int = 2
-    blur_kernel: int | None = None
-    blur_sigma: float | None = None
-    split: str = "train"
-    max_images: int | None = None
-    batch_size: int = 500
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.bins < 2 or self.top_k % self.bins:
-            raise FvlabError(
-                f"top-k ({self.top_k}) must split into --bins ({self.bins}) equal rank bins "
-                "with bins >= 2 (e.g. top-k 200, bins 10)"
-            )
-        bin_size = self.top_k // self.bins
-        if not 1 <= self.sets_per_unit <= bin_size:
-            raise FvlabError(
-                f"--sets-per-unit {self.sets_per_unit} must be between 1 and the rank-bin size "
-                f"{bin_size} (= top-k / bins), so that every set gets its own images"
-            )
-        if min(self.fv_steps, self.batch_size, self.stride, self.blur_stride) < 1:
-            raise FvlabError("--fv-steps, --batch-size, --stride and --blur-stride must be >= 1")
-        if self.catch_units < 0 or self.practice_units < 0:
-            raise FvlabError("--catch and --practice must be >= 0")
-        if self.max_images is not None and self.max_images < self.top_k:
-            raise FvlabError(f"--max-images {self.max_images} is below --top-k {self.top_k}")
+if TYPE_CHECKING:
+    from fvlab.data.dataset import Dataset
+    from fvlab.models.zoo import LoadedModel
 
 
 @dataclass
@@ -105,42 +83,8 @@ class UnitPlan:
         return f"images/{re.sub(r'[^A-Za-z0-9]+', '-', self.layer)}_{self.unit}"
 
 
-def parse_units(text: str, layers: Sequence[str] = ()) -> list[LayerUnit]:
-    """Parse ``bn2:0-3,bn3:5,bn4:1-2`` (a number without ``layer:`` continues the previous
-    layer), or plain ``0-3`` applied to every layer in ``layers``."""
-    from fvlab.int_lists import parse_int_list
-
-    pairs: list[LayerUnit] = []
-    current: str | None = None
-    plain: list[str] = []
-    for token in (t.strip() for t in text.split(",")):
-        if not token:
-            continue
-        if ":" in token:
-            current, spec = token.rsplit(":", 1)
-            if not current:
-                raise FvlabError(f"missing layer name before ':' in {token!r}")
-            pairs += [(current, u) for u in parse_int_list(spec)]
-        elif current is not None:
-            pairs += [(current, u) for u in parse_int_list(token)]
-        else:
-            plain.append(token)
-    if plain:
-        if not layers:
-            raise FvlabError(
-                f"units {','.join(plain)!r} have no layer: write them as LAYER:UNITS "
-                "(e.g. bn3:0-5) or give --layer"
-            )
-        ids = parse_int_list(",".join(plain))
-        pairs = [(layer, u) for layer in layers for u in ids] + pairs
-    if not pairs:
-        raise FvlabError(f"no units in {text!r}; e.g. --units bn2:0-3,bn3:5,bn4:1-2")
-    seen: set[LayerUnit] = set()
-    unique = [p for p in pairs if not (p in seen or seen.add(p))]
-    return unique
-
-
 def _rng(seed: int, layer: str, unit: int) -> np.random.Generator:
+    """The generator of one unit's image sets: the same for a unit whatever else is built."""
     return np.random.default_rng([seed, zlib.crc32(layer.encode()), unit])
 
 
@@ -157,29 +101,87 @@ def random_sets(
 
 
 class ExemplarImages:
-    """Images of the dataset by index, read on demand in data-only passes (cached)."""
+    """Images of the dataset by global index, quantised to 8 bit, read on demand with
+    :func:`fvlab.data.dataset.fetch_images` (data-only passes) and cached."""
 
-    def __init__(self, dataset, batch_size: int) -> None:
-        self.dataset, self.batch_size, self.cache = dataset, batch_size, {}
+    def __init__(self, dataset: Dataset, batch_size: int) -> None:
+        self.dataset, self.batch_size = dataset, batch_size
+        self.cache: dict[int, torch.Tensor] = {}
 
     def get(self, indices: Sequence[int]) -> torch.Tensor:
-        missing = {int(i) for i in indices} - self.cache.keys()
+        from fvlab.data.dataset import fetch_images
+
+        missing = sorted({int(i) for i in indices} - self.cache.keys())
         if missing:
-            self.cache.update(gather_images(self.dataset, missing, self.batch_size))
+            found = fetch_images(self.dataset, missing, self.batch_size)
+            self.cache.update(zip(missing, found, strict=True))
         return quantise(torch.stack([self.cache[int(i)] for i in indices]))
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The geometry of a build: layers, image size and channels, occluder side (px), blur."""
+
+    layers: list[str]
+    size: int
+    channels: int
+    side: int
+    kernel: int
+    sigma: float
+
+
+def plan_layout(model: LoadedModel, settings: StudySettings) -> Layout:
+    """Step 1, plan units: check every unit against its layer in ``model``
+    (:func:`fvlab.models.probe.check_units`) and derive the geometry — occluder side
+    round(occluder_fraction · size) px, blur kernel and σ (P2's 21 px at 224 px, scaled, unless
+    the settings give them)."""
+    from fvlab.models.probe import check_units
+    from fvlab.study.references import blur_kernel
+
+    layers = list(dict.fromkeys(layer for layer, _ in settings.units))
+    for layer in layers:
+        check_units(model, layer, [u for la, u in settings.units if la == layer])
+    size, channels = model.spec.size, model.spec.channels
+    kernel, sigma = blur_kernel(size)
+    return Layout(
+        layers,
+        size,
+        channels,
+        occluder_side(size, settings.occluder_fraction),
+        settings.blur_kernel or kernel,
+        settings.blur_sigma or sigma,
+    )
+
+
+@dataclass(frozen=True)
+class Build:
+    """What every step of a build reads: the model, the settings, the geometry, the exemplar
+    image reader, and whether to show progress bars."""
+
+    model: LoadedModel
+    settings: StudySettings
+    layout: Layout
+    images: ExemplarImages
+    show_progress: bool = True
+
+    def sweep(
+        self, queries: torch.Tensor, units: Sequence[LayerUnit], stride: int, **progress: Any
+    ) -> Sweep:
+        """:func:`fvlab.study.occlusion.occlusion_sweep` of ``queries`` (one unit each) with the
+        build's occluder side and batch size, occluders every ``stride`` px."""
+        side, batch = self.layout.side, self.settings.batch_size
+        return occlusion_sweep(
+            self.model, queries, list(units), side=side, stride=stride, batch_size=batch, **progress
+        )
+
+
+def _gaps(sweep: Sweep) -> torch.Tensor:
+    """Occlusion effect per query: a_max − a_min over the sweep's positions, (N,)."""
+    return sweep.activations.amax(1) - sweep.activations.amin(1)
+
+
 def pick_easy_units(
-    loaded,
-    states: dict[str, RunningTopK],
-    images: ExemplarImages,
-    candidates: Sequence[LayerUnit],
-    *,
-    count: int,
-    side: int,
-    stride: int,
-    batch_size: int,
-    show_progress: bool = False,
+    build: Build, states: SweepResult, candidates: Sequence[LayerUnit], count: int
 ) -> list[LayerUnit]:
     """The ``count`` candidates with the largest occlusion effect on their top exemplar,
     (a_max − a_min) / σ_unit, in decreasing order (a screening pass: occluders on a grid of
@@ -188,88 +190,164 @@ def pick_easy_units(
         return []
     if len(candidates) < count:
         raise FvlabError(
-            f"catch and practice trials need {count} units besides --units in the same layers, "
-            f"but only {len(candidates)} exist; lower --catch/--practice or use other units"
+            f"catch and practice trials need {count} units besides the main units in the same "
+            f"layers, but only {len(candidates)} exist; lower catch_units/practice_units or use "
+            "other units"
         )
-    top = [int(states[layer].indices[unit, 0]) for layer, unit in candidates]
-    sweep = occlusion_sweep(
-        loaded,
-        images.get(top),
-        list(candidates),
-        side=side,
-        stride=2 * stride,
-        batch_size=batch_size,
-        show_progress=show_progress,
+    top = [int(states[layer].top.indices[unit, 0]) for layer, unit in candidates]
+    sweep = build.sweep(
+        build.images.get(top),
+        candidates,
+        2 * build.settings.stride,
+        show_progress=build.show_progress,
         description="screening catch units",
     )
-    std = torch.tensor([float(states[layer].std[unit]) for layer, unit in candidates])
-    gaps = (sweep.activations.amax(1) - sweep.activations.amin(1)) / std.clamp_min(1e-12)
-    order = torch.argsort(gaps, descending=True)[:count]
+    std = torch.tensor([float(states[layer].moments.std[unit]) for layer, unit in candidates])
+    order = torch.argsort(_gaps(sweep) / std.clamp_min(1e-12), descending=True)[:count]
     return [candidates[int(i)] for i in order]
 
 
-def plan_units(
-    loaded,
-    states: dict[str, RunningTopK],
-    images: ExemplarImages,
-    main: Sequence[LayerUnit],
-    settings: BuildSettings,
-    side: int,
-    show_progress: bool = False,
-) -> list[UnitPlan]:
-    """Image-set plans for the main units and the automatically chosen catch/practice units."""
-    s = settings
-    plans = []
-    for layer, unit in main:
-        queries, refs = random_sets(s.sets_per_unit, s.top_k, s.bins, _rng(s.seed, layer, unit))
-        plans.append(UnitPlan(layer, unit, "main", queries, refs))
-    chosen = set(main)
+def _easy_plans(build: Build, states: SweepResult) -> list[UnitPlan]:
+    """Catch, then practice units among the other units of the main units' layers; each set's
+    query is one of the top-bin exemplars with the largest occlusion effects."""
+    s = build.settings
+    chosen = set(s.units)
     candidates = [
         (layer, u)
-        for layer in dict.fromkeys(layer for layer, _ in main)
-        for u in range(states[layer].values.shape[0])
+        for layer in build.layout.layers
+        for u in range(states[layer].top.indices.shape[0])
         if (layer, u) not in chosen
     ]
-    easy = pick_easy_units(
-        loaded,
-        states,
-        images,
-        candidates,
-        count=s.catch_units + s.practice_units,
-        side=side,
-        stride=s.stride,
-        batch_size=s.batch_size,
-        show_progress=show_progress,
-    )
+    easy = pick_easy_units(build, states, candidates, s.catch_units + s.practice_units)
     if not easy:
-        return _with_exemplars(plans, states)
+        return []
     bin_size = s.top_k // s.bins
-    pools = [int(states[la].indices[u, r]) for la, u in easy for r in range(bin_size)]
-    sweep = occlusion_sweep(
-        loaded,
-        images.get(pools),
-        [pair for pair in easy for _ in range(bin_size)],
-        side=side,
-        stride=s.stride,
-        batch_size=s.batch_size,
-    )
-    all_gaps = (sweep.activations.amax(1) - sweep.activations.amin(1)).view(-1, bin_size)
-    for i, ((layer, unit), gaps) in enumerate(zip(easy, all_gaps, strict=True)):
+    pools = [int(states[la].top.indices[u, r]) for la, u in easy for r in range(bin_size)]
+    units = [pair for pair in easy for _ in range(bin_size)]
+    gaps = _gaps(build.sweep(build.images.get(pools), units, s.stride)).view(-1, bin_size)
+    plans = []
+    for i, ((layer, unit), unit_gaps) in enumerate(zip(easy, gaps, strict=True)):
         kind = "catch" if i < s.catch_units else "practice"
-        best = [int(r) for r in torch.argsort(gaps, descending=True)[: s.sets_per_unit]]
+        best = [int(r) for r in torch.argsort(unit_gaps, descending=True)[: s.sets_per_unit]]
         queries, refs = random_sets(
             s.sets_per_unit, s.top_k, s.bins, _rng(s.seed, layer, unit), queries=best
         )
         plans.append(UnitPlan(layer, unit, kind, queries, refs))
-    return _with_exemplars(plans, states)
-
-
-def _with_exemplars(plans: list[UnitPlan], states: dict[str, RunningTopK]) -> list[UnitPlan]:
-    for plan in plans:
-        state = states[plan.layer]
-        plan.exemplar_index = [int(i) for i in state.indices[plan.unit]]
-        plan.std = float(state.std[plan.unit])
     return plans
+
+
+def plan_units(build: Build, states: SweepResult) -> list[UnitPlan]:
+    """Image-set plans for the main units and the automatically chosen catch/practice units,
+    each with its unit's exemplar indices (by rank) and activation standard deviation."""
+    s = build.settings
+    plans = []
+    for layer, unit in s.units:
+        queries, refs = random_sets(s.sets_per_unit, s.top_k, s.bins, _rng(s.seed, layer, unit))
+        plans.append(UnitPlan(layer, unit, "main", queries, refs))
+    plans += _easy_plans(build, states)
+    for plan in plans:
+        stats: LayerStats = states[plan.layer]
+        plan.exemplar_index = [int(i) for i in stats.top.indices[plan.unit]]
+        plan.std = float(stats.moments.std[plan.unit])
+    return plans
+
+
+def find_exemplars(build: Build) -> tuple[list[UnitPlan], int]:
+    """Step 2, exemplar search: one sweep keeps every unit's top-k natural exemplars
+    (:func:`fvlab.study.exemplars.top_exemplars`); then every unit's image sets are planned
+    (:func:`plan_units`). Returns the plans and the number of images streamed."""
+    s = build.settings
+    states = top_exemplars(
+        build.model,
+        build.images.dataset,
+        build.layout.layers,
+        s.top_k,
+        batch_size=s.batch_size,
+        max_images=s.max_images,
+        show_progress=build.show_progress,
+    )
+    return plan_units(build, states), states.n_images
+
+
+@dataclass
+class Queries:
+    """Every set's query (N, C, H, W), its dataset index, its occlusion sweep, and the correct
+    (highest activation) and wrong (lowest) occluded images."""
+
+    images: torch.Tensor
+    index: list[int]
+    sweep: Sweep
+    occluded: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def occlude_queries(build: Build, plans: list[UnitPlan]) -> Queries:
+    """Step 3, occlusion sweeps: every query of every set occluded at every grid position (all
+    units batched); the position leaving a_u highest gives ``occluded_max``, the one lowering
+    it most ``occluded_min``. A query whose activation no occluder changes is an error."""
+    s, side = build.settings, build.layout.side
+    index = [p.exemplar_index[r] for p in plans for r in p.query_ranks]
+    queries = build.images.get(index)
+    set_units = [(p.layer, p.unit) for p in plans for _ in range(s.sets_per_unit)]
+    sweep = build.sweep(queries, set_units, s.stride, show_progress=build.show_progress)
+    occluded = []
+    for i, (best, worst) in enumerate(zip(sweep.best, sweep.worst, strict=True)):
+        if sweep.activations[i, best] <= sweep.activations[i, worst]:
+            layer, unit = set_units[i]
+            raise FvlabError(
+                f"unit {layer}:{unit} does not respond to occlusion on exemplar "
+                f"{index[i]} (all positions give the same activation); choose another unit"
+            )
+        variants = occluded_images(queries[i : i + 1], side, s.stride)[0]
+        occluded.append((variants[best], variants[worst]))
+    return Queries(queries, index, sweep, occluded)
+
+
+@dataclass
+class References:
+    """Per unit g: natural references (G, sets·refs, C, H, W) with their dataset indices per
+    set, the blurred ones and their sharp-window corners (G, sets·refs, 2), and the feature
+    visualizations (G, refs, C, H, W)."""
+
+    natural: torch.Tensor
+    index: list[list[int]]
+    blurred: torch.Tensor
+    windows: torch.Tensor
+    synthetic: torch.Tensor
+
+
+def make_references(build: Build, plans: list[UnitPlan]) -> References:
+    """Step 4, references: the natural exemplars of each set (one per rank bin 1…bins−1), the
+    same blurred outside their best window, and ``bins − 1`` diverse feature visualizations per
+    unit, all units in one optimisation (activation scaled by the unit's σ)."""
+    from fvlab.study.references import blurred_references, render_references
+
+    s, layout = build.settings, build.layout
+    pairs = [(p.layer, p.unit) for p in plans]
+    index = [[p.exemplar_index[r] for r in refs] for p in plans for refs in p.reference_ranks]
+    naturals = build.images.get([i for row in index for i in row])
+    naturals = naturals.view(len(plans), -1, layout.channels, layout.size, layout.size)
+    blurred, windows = blurred_references(
+        build.model,
+        naturals,
+        pairs,
+        window=layout.side,
+        stride=s.blur_stride,
+        kernel=layout.kernel,
+        sigma=layout.sigma,
+        batch_size=s.batch_size,
+        show_progress=build.show_progress,
+    )
+    fvs = render_references(
+        build.model,
+        pairs,
+        per_unit=s.bins - 1,
+        steps=s.fv_steps,
+        diversity=s.diversity,
+        scales=[p.std if p.std > 0 else 1.0 for p in plans],
+        seed=s.seed,
+        show_progress=build.show_progress,
+    )
+    return References(naturals, index, blurred, windows, fvs)
 
 
 def _save(images: torch.Tensor, root: Path, paths: Sequence[str]) -> None:
@@ -279,159 +357,81 @@ def _save(images: torch.Tensor, root: Path, paths: Sequence[str]) -> None:
         save_png(image, root / rel)
 
 
-def build_study(
-    loaded,
-    dataset,
-    units: Sequence[LayerUnit],
-    out: str | Path,
-    settings: BuildSettings = BuildSettings(),
-    *,
-    dataset_name: str = "fashion-mnist",
-    model_name: str | None = None,
-    show_progress: bool = True,
+def _image_set(
+    out: Path,
+    plan: UnitPlan,
+    i: int,
+    k: int,
+    queries: Queries,
+    refs: References,
+    g: int,
+    fv_paths: list[str],
+    side: int,
 ) -> dict[str, Any]:
-    """Build every stimulus of a study into ``out`` and return the manifest (also written).
-
-    ``model_name``: how to load the model again (``fvlab.load(model_name, weights)``); default
-    ``loaded.name``."""
-    from fvlab.models.hooks import resolve_layers
-    from fvlab.report.summary import write_summary
-    from fvlab.study.references import blur_kernel, blurred_references, render_references
-
-    s = settings
-    s.check()
-    out = Path(out)
-    if not units:
-        raise FvlabError("no units given; e.g. --units bn2:0-3,bn3:5,bn4:1-2")
-    layers = list(dict.fromkeys(layer for layer, _ in units))
-    resolve_layers(loaded.module, layers)
-    size, channels = loaded.spec.size, loaded.spec.channels
-    side = occluder_side(size, s.occluder_fraction)
-    kernel, sigma = blur_kernel(size)
-    kernel = s.blur_kernel or kernel
-    sigma = s.blur_sigma or sigma
-
-    states = top_exemplars(
-        loaded,
-        dataset,
-        layers,
-        s.top_k,
-        batch_size=s.batch_size,
-        max_images=s.max_images,
-        show_progress=show_progress,
-    )
-    bad = [f"{la}:{u}" for la, u in units if not 0 <= u < states[la].values.shape[0]]
-    if bad:
-        widths = ", ".join(f"{la} has {states[la].values.shape[0]}" for la in layers)
-        raise FvlabError(f"units out of range: {', '.join(bad)} ({widths} units, from 0)")
-    images = ExemplarImages(dataset, max(s.batch_size, 1000))
-    plans = plan_units(loaded, states, images, units, s, side, show_progress)
-    n_sets, n_refs = s.sets_per_unit, s.bins - 1
-    pairs = [(p.layer, p.unit) for p in plans]
-
-    # queries and their occlusion sweeps (all sets of all units, batched)
-    query_index = [p.exemplar_index[r] for p in plans for r in p.query_ranks]
-    queries = images.get(query_index)
-    set_units = [pair for pair in pairs for _ in range(n_sets)]
-    sweep = occlusion_sweep(
-        loaded,
-        queries,
-        set_units,
-        side=side,
-        stride=s.stride,
-        batch_size=s.batch_size,
-        show_progress=show_progress,
-    )
-    occluded = [None] * len(query_index)
-    for i, (best, worst) in enumerate(zip(sweep.best, sweep.worst, strict=True)):
-        if sweep.activations[i, best] <= sweep.activations[i, worst]:
-            layer, unit = set_units[i]
-            raise FvlabError(
-                f"unit {layer}:{unit} does not respond to occlusion on exemplar "
-                f"{query_index[i]} (all positions give the same activation); choose another unit"
-            )
-        variants = occluded_images(queries[i : i + 1], side, s.stride)[0]
-        occluded[i] = (variants[best], variants[worst])
-
-    # natural and blurred references
-    ref_index = [[p.exemplar_index[r] for r in refs] for p in plans for refs in p.reference_ranks]
-    naturals = images.get([i for row in ref_index for i in row])
-    naturals = naturals.view(len(plans), n_sets * n_refs, channels, size, size)
-    blurred, windows = blurred_references(
-        loaded,
-        naturals,
-        pairs,
-        window=side,
-        stride=s.blur_stride,
-        kernel=kernel,
-        sigma=sigma,
-        batch_size=s.batch_size,
-        show_progress=show_progress,
-    )
-
-    # synthetic references: all units in one optimisation
-    fvs = render_references(
-        loaded,
-        pairs,
-        per_unit=n_refs,
-        steps=s.fv_steps,
-        diversity=s.diversity,
-        scales=[p.std if p.std > 0 else 1.0 for p in plans],
-        seed=s.seed,
-        show_progress=show_progress,
-    )
-
-    # write PNGs
-    out.mkdir(parents=True, exist_ok=True)
+    """Write image set ``i`` of unit ``g`` (set ``k`` overall) and return its manifest entry;
+    ``mixed`` interleaves the naturals of bins 1, 3, 5, … with the unit's FVs (rotating)."""
+    n_refs = len(fv_paths)
     n_fv, n_nat = n_refs // 2, n_refs - n_refs // 2
-    mixed_natural = list(range(0, n_refs, 2))[:n_nat]
+    base = f"{plan.folder}/set{i}"
+    nat_paths = [f"{base}/natural_{j}.png" for j in range(n_refs)]
+    blur_paths = [f"{base}/blur_{j}.png" for j in range(n_refs)]
+    block = slice(i * n_refs, (i + 1) * n_refs)
+    _save(refs.natural[g, block], out, nat_paths)
+    _save(refs.blurred[g, block], out, blur_paths)
+    query, occluded, sweep = queries.images[k], queries.occluded[k], queries.sweep
+    files = [f"{base}/query.png", f"{base}/occluded_max.png", f"{base}/occluded_min.png"]
+    _save(torch.stack([query, *occluded]), out, files)
+    fv_pick = [fv_paths[(i * n_fv + j) % n_refs] for j in range(n_fv)]
+    mixed = [nat_paths[j] for j in list(range(0, n_refs, 2))[:n_nat]]
+    mixed = [m for pair in zip(mixed, fv_pick + [None], strict=False) for m in pair if m]
+    return {
+        "set_id": f"{plan.unit_id}:{i}",
+        "query": files[0],
+        "occluded_max": files[1],
+        "occluded_min": files[2],
+        "occluder": {
+            "max": [int(v) for v in sweep.positions[sweep.best[k]]],
+            "min": [int(v) for v in sweep.positions[sweep.worst[k]]],
+            "size": side,
+        },
+        "references": {
+            "synthetic": fv_paths,
+            "natural": nat_paths,
+            "mixed": mixed,
+            "blur": blur_paths,
+            "none": [],
+        },
+        "changed_pixels": {
+            side_name: int((image != query).any(0).sum())
+            for side_name, image in zip(("max", "min"), occluded, strict=True)
+        },
+        "query_index": queries.index[k],
+        "query_rank": plan.query_ranks[i] + 1,
+        "natural_ranks": [r + 1 for r in plan.reference_ranks[i]],
+        "natural_index": refs.index[k],
+        "blur_window": [[int(v) for v in w] for w in refs.windows[g, block]],
+    }
+
+
+def write_study(
+    out: Path, build: Build, plans: list[UnitPlan], queries: Queries, refs: References, images: int
+) -> dict[str, Any]:
+    """Step 5, write: every PNG into ``out``, then the manifest with the ground truth and the
+    references' activations measured on the saved 8-bit PNGs (checked against the sweep).
+    Returns the manifest (:meth:`StudyBuild.save` writes it); ``images``: how many dataset
+    images the exemplar search streamed."""
+    s, layout, model = build.settings, build.layout, build.model
+    out.mkdir(parents=True, exist_ok=True)
     units_json = []
     for g, plan in enumerate(plans):
-        fv_paths = [f"{plan.folder}/fv_{j}.png" for j in range(n_refs)]
-        _save(fvs[g], out, fv_paths)
-        sets_json = []
-        for i in range(n_sets):
-            k = g * n_sets + i
-            base = f"{plan.folder}/set{i}"
-            nat_paths = [f"{base}/natural_{j}.png" for j in range(n_refs)]
-            blur_paths = [f"{base}/blur_{j}.png" for j in range(n_refs)]
-            block = slice(i * n_refs, (i + 1) * n_refs)
-            _save(naturals[g, block], out, nat_paths)
-            _save(blurred[g, block], out, blur_paths)
-            files = [f"{base}/query.png", f"{base}/occluded_max.png", f"{base}/occluded_min.png"]
-            _save(torch.stack([queries[k], *occluded[k]]), out, files)
-            fv_pick = [fv_paths[(i * n_fv + j) % n_refs] for j in range(n_fv)]
-            mixed = [nat_paths[j] for j in mixed_natural]
-            mixed = [m for pair in zip(mixed, fv_pick + [None], strict=False) for m in pair if m]
-            sets_json.append(
-                {
-                    "set_id": f"{plan.unit_id}:{i}",
-                    "query": files[0],
-                    "occluded_max": files[1],
-                    "occluded_min": files[2],
-                    "occluder": {
-                        "max": [int(v) for v in sweep.positions[sweep.best[k]]],
-                        "min": [int(v) for v in sweep.positions[sweep.worst[k]]],
-                        "size": side,
-                    },
-                    "references": {
-                        "synthetic": fv_paths,
-                        "natural": nat_paths,
-                        "mixed": mixed,
-                        "blur": blur_paths,
-                        "none": [],
-                    },
-                    "changed_pixels": {
-                        side_name: int((image != queries[k]).any(0).sum())
-                        for side_name, image in zip(("max", "min"), occluded[k], strict=True)
-                    },
-                    "query_index": query_index[k],
-                    "query_rank": plan.query_ranks[i] + 1,
-                    "natural_ranks": [r + 1 for r in plan.reference_ranks[i]],
-                    "natural_index": ref_index[k],
-                    "blur_window": [[int(v) for v in w] for w in windows[g, block]],
-                }
+        fv_paths = [f"{plan.folder}/fv_{j}.png" for j in range(s.bins - 1)]
+        _save(refs.synthetic[g], out, fv_paths)
+        sets_json = [
+            _image_set(
+                out, plan, i, g * s.sets_per_unit + i, queries, refs, g, fv_paths, layout.side
             )
+            for i in range(s.sets_per_unit)
+        ]
         units_json.append(
             {
                 "unit_id": plan.unit_id,
@@ -442,33 +442,33 @@ def build_study(
                 "image_sets": sets_json,
             }
         )
-
-    # ground truth and reference activations, measured on the saved PNGs
     manifest = {
         "format": FORMAT,
         "version": VERSION,
-        "model": model_name or loaded.name,
-        "weights": loaded.weights,
-        "image_size": size,
-        "channels": channels,
-        "occluder_px": side,
+        "model": s.model_source or model.name,
+        "weights": model.weights,
+        "image_size": layout.size,
+        "channels": layout.channels,
+        "occluder_px": layout.side,
         "stride": s.stride,
         "seed": s.seed,
         "conditions": list(CONDITIONS),
         "units": units_json,
-        "dataset": {"name": dataset_name, "split": s.split, "images": states[layers[0]].count},
-        "build": {**asdict(s), "blur_kernel": kernel, "blur_sigma": sigma},
+        "dataset": {
+            "name": str(s.data) if s.data is not None else "fashion-mnist",
+            "split": s.split,
+            "images": images,
+        },
+        "build": {**s.recorded(), "blur_kernel": layout.kernel, "blur_sigma": layout.sigma},
     }
-    _measure(out, manifest, loaded, s.batch_size)
-    _check_against_sweep(manifest, sweep)
-    write_summary(out, manifest, MANIFEST_NAME)
+    _measure(out, manifest, model, s.batch_size)
+    _check_against_sweep(manifest, queries.sweep)
     return manifest
 
 
-def _measure(out: Path, manifest: dict[str, Any], loaded, batch_size: int) -> None:
+def _measure(out: Path, manifest: dict[str, Any], loaded: LoadedModel, batch_size: int) -> None:
     """Fill in activations (ground truth and references) from the saved PNGs."""
-    from fvlab.study.manifest import image_sets, load_images
-    from fvlab.study.occlusion import unit_activations
+    from fvlab.study.manifest import load_images
 
     pairs = list(image_sets(manifest))
     keys = ("query", "occluded_max", "occluded_min")
@@ -491,10 +491,8 @@ def _measure(out: Path, manifest: dict[str, Any], loaded, batch_size: int) -> No
         }
 
 
-def _check_against_sweep(manifest: dict[str, Any], sweep) -> None:
+def _check_against_sweep(manifest: dict[str, Any], sweep: Sweep) -> None:
     """The saved occlusions must reproduce the sweep (they are the same 8-bit images)."""
-    from fvlab.study.manifest import image_sets
-
     for k, (_, s) in enumerate(image_sets(manifest)):
         expected = (sweep.activations[k].max(), sweep.activations[k].min())
         got = (s["activation"]["max"], s["activation"]["min"])
@@ -504,3 +502,61 @@ def _check_against_sweep(manifest: dict[str, Any], sweep) -> None:
             raise RuntimeError(
                 f"{s['set_id']}: saved occlusions give {got}, the sweep gave {expected}"
             )
+
+
+@dataclass
+class StudyBuild:
+    """A built study: its directory (PNGs) and manifest (written by :meth:`save`)."""
+
+    out: Path
+    manifest: dict[str, Any]
+    settings: StudySettings
+
+    def unit_counts(self) -> dict[str, int]:
+        """Units per kind (main, catch, practice), in manifest order."""
+        kinds: dict[str, int] = {}
+        for unit in self.manifest["units"]:
+            kinds[unit["kind"]] = kinds.get(unit["kind"], 0) + 1
+        return kinds
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "manifest": MANIFEST_NAME,
+            "model": self.manifest["model"],
+            "units": self.unit_counts(),
+            "image_sets": sum(1 for _ in image_sets(self.manifest)),
+            "dataset": self.manifest["dataset"],
+            "settings": self.settings.to_dict(),
+        }
+
+    def save(self, out: Path) -> Path:
+        """Write ``manifest.json`` and ``summary.json`` into ``out`` (the images are copied
+        there first when ``out`` is not the folder the study was built in)."""
+        from fvlab.report.summary import write_summary
+
+        out = Path(out)
+        if out.resolve() != self.out.resolve():
+            shutil.copytree(self.out / "images", out / "images", dirs_exist_ok=True)
+        write_summary(out, self.manifest, MANIFEST_NAME)
+        return write_summary(out, self.summary())
+
+
+def run_build_study(
+    model: LoadedModel, settings: StudySettings, out: Path, *, show_progress: bool = True
+) -> StudyBuild:
+    """The ``fvlab study build`` job: every stimulus of a study into ``out`` (required: the
+    ground truth is measured on the saved PNGs), its ``manifest.json`` and ``summary.json``.
+    Natural images come from ``settings.data`` / ``settings.split``
+    (:func:`fvlab.data.natural.open_dataset`)."""
+    from fvlab.data.natural import open_dataset
+
+    out = Path(out)
+    layout = plan_layout(model, settings)
+    dataset = open_dataset(model, settings.data, settings.split)
+    images = ExemplarImages(dataset, max(settings.batch_size, 1000))
+    build = Build(model, settings, layout, images, show_progress)
+    plans, n_images = find_exemplars(build)
+    queries = occlude_queries(build, plans)
+    refs = make_references(build, plans)
+    manifest = write_study(out, build, plans, queries, refs, n_images)
+    return finish(StudyBuild(out, manifest, settings), out)

@@ -78,7 +78,9 @@ def database_url(db: str | None, study_dir: Path | None) -> str:
     """A SQLAlchemy URL from ``--db``: a URL as is, a bare path as SQLite, None → study dir."""
     if db is None:
         if study_dir is None:
-            raise FvlabError("no database given: pass --db URL (or a study directory)")
+            raise FvlabError(
+                "db: no database given; pass a database URL (--db URL) or a study directory"
+            )
         return f"sqlite:///{(Path(study_dir) / 'study.sqlite').resolve()}"
     if "://" in db:
         return db
@@ -110,7 +112,7 @@ def open_database(url: str, create: bool = True) -> Engine:
                 if not create and not path.is_file():
                     raise FvlabError(
                         f"no study database at {path}: start `fvlab study serve` first, or "
-                        "pass the database the server used with --db"
+                        "pass the database URL the server used (db, --db on the command line)"
                     )
                 path.parent.mkdir(parents=True, exist_ok=True)
             engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
-from fvlab.study.protocol import RequestRejected, StudySettings
+from fvlab.study.protocol import RequestRejected
+from fvlab.study.settings import ServerSettings
 from fvlab.study.storage import participants, responses
 from fvlab.study.trials import Trial, decode_response
 
@@ -65,7 +66,7 @@ def _load(engine: Engine, participant_id: str) -> dict[str, Any]:
 
 
 def _check_and_score(
-    sub: SubmissionIn, stored: dict[str, list[Trial]], settings: StudySettings, pid: str
+    sub: SubmissionIn, stored: dict[str, list[Trial]], settings: ServerSettings, pid: str
 ) -> list[dict[str, Any]]:
     """Response rows to insert, after checking ``sub`` against the participant's trials."""
     scored = {t.trial_id: t for t in stored["trials"]}
@@ -136,7 +137,7 @@ def _check_and_score(
 
 
 def store_submission(
-    engine: Engine, participant_id: str, sub: SubmissionIn, settings: StudySettings
+    engine: Engine, participant_id: str, sub: SubmissionIn, settings: ServerSettings
 ) -> dict[str, Any]:
     """Check, score and store ``sub`` in one transaction; returns a short receipt."""
     row = _load(engine, participant_id)

@@ -14,17 +14,14 @@ same study seed and participant number always give the same list.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fvlab.errors import CorruptFileError, FvlabError
+from fvlab.study.settings import TrialConfig
 
-CONDITIONS = ("synthetic", "natural", "mixed", "blur", "none")
-KINDS = ("main", "catch", "practice")
 SIDES = ("left", "right")
 # Six buttons "3 2 1 | 1 2 3": index 0..2 choose the left image with confidence 3, 2, 1;
 # index 3..5 choose the right image with confidence 1, 2, 3.
@@ -43,29 +40,6 @@ def encode_response(side: str, confidence: int) -> int:
     if side not in SIDES or confidence not in (1, 2, 3):
         raise FvlabError(f"need side left/right and confidence 1..3, got {side!r}, {confidence!r}")
     return 3 - confidence if side == "left" else confidence + 2
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """How many trials of each kind a participant gets, and in which conditions."""
-
-    n_main: int = 18
-    n_catch: int = 3
-    n_practice: int = 2
-    conditions: tuple[str, ...] = CONDITIONS
-
-    def __post_init__(self) -> None:
-        if self.n_main < 1 or self.n_catch < 0 or self.n_practice < 0:
-            raise FvlabError(
-                f"trial counts must be main >= 1, catch >= 0, practice >= 0; got main="
-                f"{self.n_main}, catch={self.n_catch}, practice={self.n_practice}"
-            )
-        unknown = [c for c in self.conditions if c not in CONDITIONS]
-        if unknown or not self.conditions or len(set(self.conditions)) != len(self.conditions):
-            raise FvlabError(
-                f"conditions must be distinct names from {', '.join(CONDITIONS)}; "
-                f"got {', '.join(self.conditions) or 'none'}"
-            )
 
 
 @dataclass
@@ -92,50 +66,6 @@ class Trial:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Trial:
         return Trial(**data)
-
-
-def read_manifest(study_dir: Path) -> dict[str, Any]:
-    """Load ``STUDY_DIR/manifest.json`` and check the fields the trial lists rely on."""
-    path = Path(study_dir) / "manifest.json"
-    if not path.is_file():
-        raise FvlabError(
-            f"{study_dir} is not a study directory: no manifest.json. "
-            "Create one with `fvlab study build --out STUDY_DIR`."
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CorruptFileError(f"{path} is not valid JSON ({exc}); rebuild the study") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != "fvlab-study":
-        raise CorruptFileError(f"{path} is not an fvlab study manifest (format != fvlab-study)")
-    for unit in manifest.get("units", []):
-        if unit.get("kind") not in KINDS:
-            raise CorruptFileError(
-                f"{path}: unit {unit.get('unit_id')!r} has kind {unit.get('kind')!r}; "
-                f"valid kinds are {', '.join(KINDS)}"
-            )
-        if not unit.get("image_sets"):
-            raise CorruptFileError(f"{path}: unit {unit.get('unit_id')!r} has no image sets")
-        for image_set in unit["image_sets"]:
-            missing = {"set_id", "query", "occluded_max", "occluded_min", "references"} - set(
-                image_set
-            )
-            if missing:
-                raise CorruptFileError(
-                    f"{path}: image set of unit {unit.get('unit_id')!r} lacks {sorted(missing)}"
-                )
-    return manifest
-
-
-def manifest_image_paths(manifest: dict[str, Any]) -> set[str]:
-    """Every image path (relative to the study directory) the manifest refers to."""
-    paths: set[str] = set()
-    for unit in manifest["units"]:
-        for image_set in unit["image_sets"]:
-            paths.update((image_set["query"], image_set["occluded_max"], image_set["occluded_min"]))
-            for refs in image_set["references"].values():
-                paths.update(refs)
-    return paths
 
 
 def _units_of(manifest: dict[str, Any], kind: str) -> list[dict[str, Any]]:

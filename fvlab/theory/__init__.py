@@ -1,7 +1,8 @@
 """Numeric demonstrations of why a feature visualization cannot predict a general unit.
 
 One module per demonstration; each has a ``demonstrate_*`` function returning a result with the
-measured numbers and checks, and a ``plot_*`` function. :mod:`fvlab.theory.run` runs them all.
+measured numbers and checks, and a ``plot_*`` function. :func:`run_theory` (the job behind
+``fvlab theory``) runs them all.
 These are numeric illustrations of the mechanisms described in the paper, not its theorems.
 
 * :mod:`~fvlab.theory.relu_tents` — add ReLU tents to any ReLU MLP without changing its
@@ -11,3 +12,7 @@ These are numeric illustrations of the mechanisms described in the paper, not it
 * :mod:`~fvlab.theory.convex_monotone` — convex / monotone pairs with identical extrema.
 * :mod:`~fvlab.theory.toy_fooling` — a 2-D classifier with a gated, fooling unit.
 """
+
+from fvlab.theory.run import TheoryResult, TheorySettings, run_theory
+
+__all__ = ["TheoryResult", "TheorySettings", "run_theory"]

@@ -1,10 +1,19 @@
-"""Run every theory demonstration: one PNG each plus ``summary.json`` in one directory."""
+"""The theory job (``fvlab theory``): run every demonstration, one plot each plus summary.json.
+
+Each step builds one demonstration and returns a :class:`Demonstration` (its figures and checks,
+and how to draw its plot); :func:`run_theory` runs them in order and returns a
+:class:`TheoryResult`, whose ``save(out)`` writes ``<name>.png`` for each and ``summary.json``.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from fvlab.jobs import OutDir, Settings, finish
 
 #: one-line statement of what each demonstration illustrates (details: docs/theory.md)
 CLAIMS = {
@@ -21,57 +30,88 @@ CLAIMS = {
 }
 
 
-def _relu_tents(out: Path, seed: int, quick: bool) -> dict:
+@dataclass(frozen=True)
+class TheorySettings(Settings):
+    """``quick``: fewer Monte Carlo samples, starts and steps (the same checks)."""
+
+    seed: int = 0
+    quick: bool = False
+
+
+@dataclass
+class Demonstration:
+    """One demonstration's figures (``numbers``: its summary, with ``checks`` name → bool), how
+    to draw its plot (``plot(path)``), and the seconds it took to compute."""
+
+    name: str
+    numbers: dict[str, Any]
+    plot: Callable[[Path], object]
+    seconds: float = 0.0
+
+    @property
+    def checks(self) -> dict[str, bool]:
+        return self.numbers["checks"]
+
+    @property
+    def plot_file(self) -> str:
+        return f"{self.name}.png"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "claim": CLAIMS[self.name],
+            **self.numbers,
+            "plot": self.plot_file,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _relu_tents(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
     from fvlab.theory.ascent import AscentSchedule
     from fvlab.theory.relu_tents import demonstrate_tents, plot_tents
 
     schedule = AscentSchedule(steps=100 if quick else 200)
     demo = demonstrate_tents(seed=seed, n_starts=8 if quick else 16, schedule=schedule)
-    plot_tents(demo, out / "relu_tents.png")
-    return demo.summary() | {"plot": "relu_tents.png"}
+    return demo.summary(), lambda path: plot_tents(demo, path)
 
 
-def _affine(out: Path, seed: int, quick: bool) -> dict:
+def _affine(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
     from fvlab.theory.affine import demonstrate_affine, plot_affine
 
     if quick:
         demo = demonstrate_affine((1, 2, 3, 5, 10), n_pairs=5000, posterior_draws=64, seed=seed)
     else:
         demo = demonstrate_affine(seed=seed)
-    plot_affine(demo, out / "affine.png")
-    return demo.summary() | {"plot": "affine.png"}
+    return demo.summary(), lambda path: plot_affine(demo, path)
 
 
-def _lipschitz(out: Path, seed: int, quick: bool) -> dict:
+def _lipschitz(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
     from fvlab.theory.lipschitz import demonstrate_lipschitz, plot_lipschitz
 
     if quick:
         demo = demonstrate_lipschitz(n_random=4, n_directions=64, seed=seed)
     else:
         demo = demonstrate_lipschitz(seed=seed)
-    plot_lipschitz(demo, out / "lipschitz.png")
-    return demo.summary() | {"plot": "lipschitz.png"}
+    return demo.summary(), lambda path: plot_lipschitz(demo, path)
 
 
-def _convex_monotone(out: Path, seed: int, quick: bool) -> dict:
+def _convex_monotone(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
     from fvlab.theory.convex_monotone import demonstrate_convex_monotone, plot_convex_monotone
 
     reports = demonstrate_convex_monotone(2, seed=seed)
-    plot_convex_monotone(reports, out / "convex_monotone.png")
-    pairs = [r.summary() for r in reports]
     checks = {f"{r.pair.name}: {k}": v for r in reports for k, v in r.checks().items()}
-    return {"pairs": pairs, "checks": checks, "plot": "convex_monotone.png"}
+    numbers = {"pairs": [r.summary() for r in reports], "checks": checks}
+    return numbers, lambda path: plot_convex_monotone(reports, path)
 
 
-def _toy_fooling(out: Path, seed: int, quick: bool) -> dict:
+def _toy_fooling(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
     from fvlab.theory.toy_fooling import demonstrate_toy_fooling, plot_toy_fooling
 
     demo = demonstrate_toy_fooling(seed=seed, steps=256 if quick else 512, starts=2 if quick else 4)
-    plot_toy_fooling(demo, out / "toy_fooling.png")
-    return demo.summary() | {"plot": "toy_fooling.png"}
+    return demo.summary(), lambda path: plot_toy_fooling(demo, path)
 
 
-STEPS: dict[str, Callable[[Path, int, bool], dict]] = {
+#: name → step(seed, quick) -> (numbers with "checks", plot(path))
+STEPS: dict[str, Callable[[int, bool], tuple[dict, Callable[[Path], object]]]] = {
     "relu_tents": _relu_tents,
     "affine": _affine,
     "lipschitz": _lipschitz,
@@ -80,35 +120,65 @@ STEPS: dict[str, Callable[[Path, int, bool], dict]] = {
 }
 
 
-def run_all(out: Path, seed: int = 0, quick: bool = False, show_progress: bool = True) -> dict:
-    """Run the demonstrations; write ``<name>.png`` for each and ``summary.json``.
+def demonstrate(name: str, settings: TheorySettings) -> Demonstration:
+    """Run the demonstration ``name`` (a key of :data:`STEPS`) and time it."""
+    began = time.perf_counter()
+    numbers, plot = STEPS[name](settings.seed, settings.quick)
+    return Demonstration(name, numbers, plot, time.perf_counter() - began)
 
-    ``quick`` uses fewer Monte Carlo samples, starts and steps (same checks). The summary holds,
-    per demonstration, its claim, the measured numbers, the checks (True/False), the plot's file
-    name and the seconds it took; ``all_checks_pass`` is the conjunction of every check.
-    """
+
+@dataclass
+class TheoryResult:
+    """Every demonstration of one run; ``all_checks_pass`` is the conjunction of their checks."""
+
+    settings: TheorySettings
+    demonstrations: list[Demonstration] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def all_checks_pass(self) -> bool:
+        return all(all(d.checks.values()) for d in self.demonstrations)
+
+    def failed_checks(self) -> list[str]:
+        """``"name: check"`` for every check that does not hold."""
+        return [
+            f"{d.name}: {c}" for d in self.demonstrations for c, ok in d.checks.items() if not ok
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "seed": self.settings.seed,
+            "quick": self.settings.quick,
+            "all_checks_pass": self.all_checks_pass,
+            "seconds": round(self.seconds, 3),
+            "note": "numeric illustrations of the mechanisms, not the paper's theorems; "
+            "see docs/theory.md",
+            "demonstrations": {d.name: d.summary() for d in self.demonstrations},
+        }
+
+    def save(self, out: Path) -> Path:
+        """``<name>.png`` per demonstration and ``summary.json`` in ``out``."""
+        from fvlab.report.summary import write_summary
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        for demo in self.demonstrations:
+            demo.plot(out / demo.plot_file)
+        return write_summary(out, self.summary())
+
+
+def run_theory(
+    settings: TheorySettings | None = None, out: OutDir = None, *, show_progress: bool = True
+) -> TheoryResult:
+    """Run every demonstration of :data:`STEPS`; save plots and summary.json into ``out``."""
     from fvlab.progress import progress_bar
-    from fvlab.report.summary import write_summary
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    results: dict[str, dict] = {}
+    settings = settings or TheorySettings()
+    began = time.perf_counter()
+    result = TheoryResult(settings)
     with progress_bar("theory demonstrations", len(STEPS), show_progress) as advance:
-        for name, step in STEPS.items():
-            began = time.perf_counter()
-            result = step(out, seed, quick)
-            result["seconds"] = round(time.perf_counter() - began, 3)
-            results[name] = {"claim": CLAIMS[name], **result}
+        for name in STEPS:
+            result.demonstrations.append(demonstrate(name, settings))
             advance(1, info=name)
-    summary = {
-        "seed": seed,
-        "quick": quick,
-        "all_checks_pass": all(all(r["checks"].values()) for r in results.values()),
-        "seconds": round(time.perf_counter() - start, 3),
-        "note": "numeric illustrations of the mechanisms, not the paper's theorems; "
-        "see docs/theory.md",
-        "demonstrations": results,
-    }
-    write_summary(out, summary)
-    return summary
+    result.seconds = time.perf_counter() - began
+    return finish(result, out)

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 import fvlab
-from fvlab.check.audit import AuditThresholds, audit, roc_auc, score_units
+from fvlab.check.audit import audit, roc_auc, score_units
 from fvlab.check.interpolation import response_path
 from fvlab.check.manipulations import gate_units
+from fvlab.check.settings import AuditSettings, AuditThresholds
 from fvlab.cli import main
 from fvlab.data.fashion_mnist import FashionMNIST
 from fvlab.errors import FvlabError
@@ -23,10 +24,8 @@ NATURAL = FashionMNIST("test", stop=2000)  # the audit's natural images (a shard
 
 
 def run_audit(model, units=None):
-    return audit(
-        model, "relu3", NATURAL, units=units, steps=STEPS, path_layers=["relu3"],
-        show_progress=False,
-    )  # fmt: skip
+    settings = AuditSettings(layer="relu3", units=units, steps=STEPS, path_layers=["relu3"])
+    return audit(model, NATURAL, settings, show_progress=False)
 
 
 @pytest.fixture(scope="module")

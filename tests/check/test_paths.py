@@ -173,7 +173,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     for args, message in [
         (["--metric", "kendall"], "valid: spearman, pearson, cosine"),
         (["--classes", "0,12"], "do not exist"),
-        (["--reduce", "sum"], "--reduce must be one of"),
+        (["--reduce", "sum"], "reduce: must be one of"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             main(["check", "paths", "--steps", "1", "--out", str(tmp_path), *args])

@@ -5,7 +5,7 @@ import json
 
 import torch
 
-from fvlab.check.silent import natural_silence, relu_layers, render_silent
+from fvlab.check.natural_silence import natural_silence, relu_layers, render_silent
 from fvlab.cli import main
 from fvlab.data.fashion_mnist import FashionMNIST
 from fvlab.models.hooks import capture

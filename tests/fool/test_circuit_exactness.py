@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import fvlab
 from fvlab.fool.circuit import Circuit, GateConstants, derive_constants, install
-from fvlab.fool.detector import Detector
+from fvlab.fool.circuit.detector import Detector
 
 
 class ForcedDetector(Detector):
@@ -149,7 +149,7 @@ def test_target_mode_is_the_template_response(fmnist_test):
 def test_target_template_sits_at_the_centre_of_a_padded_canvas(fmnist_test):
     """The render transforms hand the model a canvas a few pixels larger than the image: the
     template unit must read the image where it is (the centre), not a stretched template."""
-    from fvlab.fool.circuit import centred_on, template_from_target
+    from fvlab.fool.circuit.gate import centred_on, template_from_target
 
     x = fmnist_test[0][:8]
     target = torch.rand(1, 28, 28, generator=torch.Generator().manual_seed(2))

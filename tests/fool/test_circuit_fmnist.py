@@ -7,9 +7,8 @@ import torch
 
 import fvlab
 from fvlab.cli import main
-from fvlab.fool.build_circuit import default_detector_path
-from fvlab.fool.detector import load_detector
-from fvlab.fool.trajectories import SNAPSHOT_STEPS
+from fvlab.fool.circuit import default_detector_path, load_detector
+from fvlab.fool.circuit.trajectories import SNAPSHOT_STEPS
 
 
 @pytest.fixture(scope="module")

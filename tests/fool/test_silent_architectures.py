@@ -6,8 +6,7 @@ import torch.nn.functional as F
 
 import fvlab
 from fvlab.data.fashion_mnist import FashionMNIST
-from fvlab.fool.silent import CHILD, silent
-from fvlab.fool.silent_eval import natural_agreement
+from fvlab.fool.silent import CHILD, natural_agreement, silent
 from fvlab.models.hooks import capture
 
 

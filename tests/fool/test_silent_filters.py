@@ -6,14 +6,14 @@ import torch.nn.functional as F
 from torch import nn
 
 import fvlab
-from fvlab.fool.conv_max import dense_filters, parallel_conv, patch_stats
 from fvlab.fool.silent import CHILD, silent
-from fvlab.fool.silent_filters import (
+from fvlab.fool.silent.filters import (
     contrast_direction,
     fooling_filters,
     orthogonalise,
     target_directions,
 )
+from fvlab.fool.silent.responses import dense_filters, parallel_conv, patch_stats
 from fvlab.models.hooks import capture
 from fvlab.models.inceptionv1 import SameConv2d, same_padding
 

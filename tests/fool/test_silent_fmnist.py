@@ -7,8 +7,7 @@ import torch
 
 import fvlab
 from fvlab.data.fashion_mnist import FashionMNIST
-from fvlab.fool.silent import silent
-from fvlab.fool.silent_eval import compare_visualizations, natural_agreement
+from fvlab.fool.silent import compare_visualizations, natural_agreement, silent
 
 
 def test_conv3_silent_units_exact_on_test_set_and_own_the_visualizations(
@@ -47,10 +46,7 @@ def test_conv3_silent_units_exact_on_test_set_and_own_the_visualizations(
 
     fv = compare_visualizations(
         reference_model,
-        result.model,
-        result.attach,
-        result.units,
-        result.target,
+        result,
         steps=128,
         show_progress=False,
     )

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -59,3 +60,53 @@ def test_units_objective_equals_per_element_channels(acts):
         assert torch.isclose(values[b], obj.channel("conv", u)(acts)[b])
     with pytest.raises(ValueError, match="3 units but the batch has 4"):
         obj.units("conv", [1, 2, 3])(acts)
+
+
+def test_wrap_objective_names_primitives_after_their_arguments():
+    assert obj.channel("bn3", 5).name == "channel(bn3, 5)"
+    assert obj.channel("bn3", 5, batch=[0, 2]).name == "channel(bn3, 5, batch=[0, 2])"
+    assert obj.channel("bn3", 5, batch=None).name == "channel(bn3, 5)"  # defaults left out
+    assert obj.neuron("conv", 1, x=4).name == "neuron(conv, 1, x=4)"
+    assert obj.logit("fc", 3).name == "logit(fc, 3)"
+    assert obj.diversity("bn3").name == "diversity(bn3)"
+    assert obj.units("fc", range(10)).name == "units(fc, [0, 1, 2, … (10 values)])"
+    assert obj.layer_units([("a", 1), ("b", 2)]).name == "layer_units([(a, 1), (b, 2)])"
+    assert obj.direction("conv", torch.ones(5)).name == "direction(conv, tensor(5,))"
+    assert obj.total_variation().name == "total_variation()"
+    assert obj.l2(constant=0.5).name == "l2(constant=0.5)"
+    combined = obj.channel("bn3", 5) - 0.1 * obj.total_variation()
+    assert combined.name == "(channel(bn3, 5) - (total_variation() * 0.1))"
+
+    @obj.wrap_objective
+    def second(layer: str, k: int = 2) -> obj.Objective:
+        return obj.Objective(lambda a: a[layer][:, k], [layer])
+
+    assert second("fc").name == "second(fc)" and second("fc", k=3).name == "second(fc, k=3)"
+    assert second.__name__ == "second" and second("fc").layers == ("fc",)
+
+
+def numpy_tv(x):
+    x = x.numpy().astype(np.float64)
+    rows = np.abs(np.diff(x, axis=2)).reshape(len(x), -1).sum(1)
+    cols = np.abs(np.diff(x, axis=3)).reshape(len(x), -1).sum(1)
+    return rows + cols
+
+
+def test_image_regularisers_read_the_input_and_match_numpy():
+    g = torch.Generator().manual_seed(1)
+    images = {"input": torch.rand(3, 2, 5, 7, generator=g)}
+    x = images["input"].numpy().astype(np.float64)
+    np.testing.assert_allclose(
+        obj.total_variation()(images).numpy(), numpy_tv(images["input"]), rtol=1e-5
+    )
+    l1 = np.abs(x - 0.5).reshape(3, -1).sum(1)
+    np.testing.assert_allclose(obj.l1(constant=0.5)(images).numpy(), l1, rtol=1e-5)
+    l2 = np.sqrt(1e-6 + (x**2).reshape(3, -1).sum(1))
+    np.testing.assert_allclose(obj.l2()(images).numpy(), l2, rtol=1e-5)
+    flat = {"input": torch.full((2, 1, 4, 4), 0.3)}
+    assert torch.equal(obj.total_variation()(flat), torch.zeros(2))
+    tv = obj.total_variation()
+    assert tv.layers == ("input",) and tv.model_layers == () and tv.reads_input
+    mixed = obj.channel("bn3", 0) - tv
+    assert mixed.model_layers == ("bn3",) and mixed.reads_input
+    assert not obj.channel("bn3", 0).reads_input

@@ -8,7 +8,9 @@ import torch
 
 import fvlab
 from fvlab.errors import FvlabError, UnknownLayerError
+from fvlab.optvis import LUCID, RenderSettings
 from fvlab.optvis import objectives as obj
+from fvlab.optvis.param import PixelImage
 from fvlab.optvis.relu_redirect import redirected_relu
 
 
@@ -177,3 +179,164 @@ def test_cli_render_writes_pngs_grid_and_summary(tmp_path):
         assert (tmp_path / f"unit_{unit:04d}.png").is_file()
         assert (tmp_path / f"unit_{unit:04d}_step0002.png").is_file()
     assert (tmp_path / "grid.png").is_file()
+
+
+# -- settings, presets, parameterization modules -------------------------------------------------
+def test_render_settings_validate_once_and_name_the_parameter():
+    from fvlab.jobs import SettingsError
+
+    with pytest.raises(SettingsError, match="^param: must be one of fft, pixel, maco"):
+        RenderSettings(param="cppn")
+    with pytest.raises(SettingsError, match="^thresholds: must be update counts >= 1"):
+        RenderSettings(thresholds=(0, 4))
+    with pytest.raises(SettingsError, match="^thresholds: threshold 24 exceeds steps=20"):
+        RenderSettings(steps=20, thresholds=(24,))
+    with pytest.raises(SettingsError, match="^transforms: "):
+        RenderSettings(transforms="fancy")
+    with pytest.raises(SettingsError, match="^preset: "):
+        RenderSettings.from_preset("lucent")
+    assert RenderSettings(thresholds=[8, 1, 8]).thresholds == (1, 8)
+    assert RenderSettings().schedule() == (512, ())
+    assert RenderSettings(thresholds=(4, 8)).schedule() == (8, (4, 8))
+    assert LUCID.schedule() == (513, (512,))
+    assert LUCID.replace(thresholds=(4, 8)).schedule() == (9, (4, 8))
+    assert LUCID.transforms == "lucid" and LUCID.preset == "lucid"
+    # the CLI's defaults keep the preset's values; other values replace them
+    assert RenderSettings.from_preset("lucid", transforms="standard", steps=None) == LUCID
+    assert RenderSettings.from_preset("lucid", transforms="none").transforms == "none"
+
+
+def test_settings_object_equals_keyword_overrides_and_the_lucid_preset(reference_model):
+    quick = dict(show_progress=False)
+    by_keyword = fvlab.render(reference_model, "fc", [1], preset="lucid", thresholds=[4], **quick)
+    by_settings = fvlab.render(
+        reference_model, "fc", [1], settings=LUCID.replace(thresholds=(4,)), **quick
+    )
+    assert torch.equal(by_keyword.images, by_settings.images)
+    assert by_settings.steps_run == 5 and by_settings.settings["preset"] == "lucid"
+    assert by_settings.settings["transforms"] == "lucid"
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['stepz'\\]"):
+        fvlab.render(reference_model, "fc", [1], stepz=3, **quick)
+
+
+def test_render_accepts_a_parameterization_module(reference_model):
+    module = PixelImage(2, 1, 28, 0.01, torch.Generator().manual_seed(0))
+    by_module = fvlab.render(
+        reference_model, "fc", [5, 9], param=module, steps=48, show_progress=False
+    )
+    by_name = fvlab.render(
+        reference_model, "fc", [5, 9], param="pixel", steps=48, show_progress=False
+    )
+    assert torch.equal(by_module.images, by_name.images)  # same start, same updates
+    assert by_module.settings["param"] == "custom" and by_name.settings["param"] == "pixel"
+
+    class Blobs(torch.nn.Module):
+        """A user parameterization: a 7×7 grid of free values, upsampled and squashed."""
+
+        def __init__(self):
+            super().__init__()
+            self.coarse = torch.nn.Parameter(torch.zeros(2, 1, 7, 7))
+
+        def forward(self):
+            up = torch.nn.functional.interpolate(self.coarse, size=28, mode="bilinear")
+            return torch.sigmoid(up)
+
+    start = fvlab.render(reference_model, "fc", [5, 9], param=Blobs(), steps=1, show_progress=False)
+    end = fvlab.render(reference_model, "fc", [5, 9], param=Blobs(), steps=64, show_progress=False)
+    assert end.images.shape == (2, 1, 28, 28)
+    assert (end.objective > start.objective + 1).all(), (start.objective, end.objective)
+    with pytest.raises(FvlabError, match=r"param: the module returns images of shape \(2, 1"):
+        fvlab.render(reference_model, "fc", [5, 9, 1], param=Blobs(), steps=1, show_progress=False)
+
+
+# -- the input image as an activation --------------------------------------------------------
+def test_input_objectives_see_the_image_and_a_tv_penalty_smooths(reference_model):
+    tv = obj.total_variation()
+    # transforms "none": "input" is exactly the parameterization's image
+    start = PixelImage(1, 1, 28, 0.01, torch.Generator().manual_seed(0))()
+    alone = fvlab.render(
+        reference_model,
+        objective=obj.l1(),
+        param="pixel",
+        transforms="none",
+        steps=2,
+        show_progress=False,
+    )
+    assert torch.isclose(alone.trace[0, 0], start.sum())
+    assert torch.allclose(alone.objective, obj.l1()({"input": alone.images}))
+    base = obj.channel("bn3", 5)
+    kwargs = dict(batch=2, steps=64, show_progress=False)
+    plain = fvlab.render(reference_model, objective=base, **kwargs)
+    smooth = fvlab.render(reference_model, objective=base - 0.01 * tv, **kwargs)
+    plain_tv, smooth_tv = tv({"input": plain.images}), tv({"input": smooth.images})
+    assert (smooth_tv < 0.5 * plain_tv).all(), (plain_tv, smooth_tv)  # 17 vs 220 at 28 px
+    expected = base({"bn3": _bn3(reference_model, smooth.images)}) - 0.01 * smooth_tv
+    assert torch.allclose(smooth.objective, expected, atol=1e-4)
+
+
+def _bn3(model, images):
+    with torch.no_grad(), fvlab.capture(model.module, ["bn3"]) as cap:
+        model(images)
+        return cap["bn3"]
+
+
+# -- ReLU redirection by step ------------------------------------------------------------------
+def test_relu_redirect_switches_off_after_n_steps_as_before(reference_model):
+    kwargs = dict(steps=24, seed=2, thresholds=[8, 24], show_progress=False)
+    switched = fvlab.render(reference_model, "relu3", [1, 29, 5], relu_redirect_steps=8, **kwargs)
+    always = fvlab.render(reference_model, "relu3", [1, 29, 5], relu_redirect_steps=24, **kwargs)
+    never = fvlab.render(reference_model, "relu3", [1, 29, 5], **kwargs)
+    # on for updates 1-8 (identical to always-on), off from update 9 on
+    assert torch.equal(switched.snapshots[8], always.snapshots[8])
+    assert not torch.equal(switched.snapshots[8], never.snapshots[8])
+    assert not torch.equal(switched.images, always.images)
+    # the values of the close-and-re-enter implementation this replaced (same seed and steps)
+    expected_objective = [0.20208697, 0.0, 0.05856546]
+    expected_sums = [398.72794, 410.74744, 379.31998]
+    assert torch.allclose(switched.objective, torch.tensor(expected_objective), atol=1e-4)
+    sums = switched.images.sum((1, 2, 3))
+    assert torch.allclose(sums, torch.tensor(expected_sums), rtol=1e-4)
+    assert abs(float(switched.snapshots[8].sum()) - 1175.177) < 0.1
+
+
+# -- the render job --------------------------------------------------------------------------
+def test_run_render_writes_pngs_grid_and_summary(reference_model, tmp_path):
+    from fvlab.jobs import SettingsError
+    from fvlab.optvis import RenderJobSettings, run_render
+
+    how = RenderSettings(steps=4, thresholds=(2, 4), seed=5)
+    settings = RenderJobSettings(layer="fc", units=(0, 3, 9), batch_size=2, render=how)
+    result = run_render(reference_model, settings, tmp_path, show_progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(result.summary()))
+    assert list(summary) == ["model", "layer", "units", "settings"]
+    assert summary["model"] == "fmnist-cnn" and summary["layer"] == "fc"
+    assert [u["unit"] for u in summary["units"]] == [0, 3, 9]
+    assert [u["file"] for u in summary["units"]] == [
+        "unit_0000.png",
+        "unit_0003.png",
+        "unit_0009.png",
+    ]
+    assert summary["settings"]["seed"] == 5 and summary["settings"]["steps"] == 4
+    for unit in (0, 3, 9):
+        for name in (
+            f"unit_{unit:04d}.png",
+            f"unit_{unit:04d}_step0002.png",
+            f"unit_{unit:04d}_step0004.png",
+        ):
+            assert (tmp_path / name).is_file()
+    assert (tmp_path / "grid.png").is_file()
+    assert result.labels[1] == f"3 {reference_model.class_names[3]}"  # fc is the logits layer
+    # the second chunk ([9]) starts at position 2 of the unit list: seed 5 + 2
+    alone = fvlab.render(
+        reference_model, "fc", [9], settings=how.replace(seed=7), show_progress=False
+    )
+    assert torch.equal(result.images[2], alone.images[0])
+    assert torch.equal(result.snapshots[2][2], alone.snapshots[2][0])
+    assert float(result.objective[2]) == summary["units"][2]["objective"]
+    with pytest.raises(SettingsError, match="^units: is empty"):
+        RenderJobSettings(layer="fc", units=())
+    with pytest.raises(SettingsError, match="^batch_size: "):
+        RenderJobSettings(layer="fc", batch_size=0)
+    with pytest.raises(FvlabError, match="has 10 units"):
+        run_render(reference_model, RenderJobSettings(layer="fc", units=(10,)), show_progress=False)

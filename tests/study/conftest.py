@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fvlab.study.trials import CONDITIONS
+from fvlab.study.manifest import CONDITIONS
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 LAYERS = ("conv2", "bn3", "bn4")

@@ -141,8 +141,8 @@ def test_observer_and_baselines_run_on_the_built_study(study, manifest, referenc
         (["--units", "bn9:0"], "unknown layer"),
         (["--units", "bn3:99", "--catch", "0", "--practice", "0"], "out of range"),
         (["--units", "0-3"], "LAYER:UNITS"),
-        (["--units", "bn3:0", "--sets-per-unit", "9"], "sets-per-unit"),
-        (["--units", "bn3:0", "--split", "val"], "--split"),
+        (["--units", "bn3:0", "--sets-per-unit", "9"], "sets_per_unit: 9 must be"),
+        (["--units", "bn3:0", "--split", "val"], "split: must be one of train, test"),
     ],
 )
 def test_build_rejects_bad_input(tmp_path, capsys, args, message):

@@ -10,7 +10,7 @@ from fvlab.data.fashion_mnist import FashionMNIST
 from fvlab.errors import FvlabError
 from fvlab.models.hooks import capture
 from fvlab.optvis import objectives as obj
-from fvlab.study.exemplars import RunningTopK, gather_images, top_exemplars
+from fvlab.study.exemplars import top_exemplars
 from fvlab.study.occlusion import (
     grid_positions,
     occluded_images,
@@ -24,7 +24,8 @@ from fvlab.study.references import (
     gaussian_blur,
     grouped_diversity_objective,
 )
-from fvlab.study.stimuli import BuildSettings, parse_units, random_sets
+from fvlab.study.settings import StudySettings, parse_units
+from fvlab.study.stimuli import random_sets
 
 
 def _unit_activation(model, image: torch.Tensor, layer: str, unit: int) -> float:
@@ -44,62 +45,34 @@ def _all_means(model, dataset, layers, batch_size):
     return {layer: torch.cat(p) for layer, p in parts.items()}
 
 
-def test_running_topk_equals_brute_force_on_fashion_mnist(reference_model):
+def test_top_exemplars_equal_brute_force_on_fashion_mnist(reference_model):
     layers, k = ["bn2", "bn4"], 50
-    data = FashionMNIST("test", stop=1500)
-    states = top_exemplars(reference_model, data, layers, k, batch_size=128, show_progress=False)
-    full = _all_means(reference_model, data, layers, 128)
+    data = FashionMNIST("test")
+    states = top_exemplars(
+        reference_model, data, layers, k, batch_size=128, max_images=1500, show_progress=False
+    )
+    full = _all_means(reference_model, FashionMNIST("test", stop=1500), layers, 128)
     for layer in layers:
-        acts = full[layer]  # (1500, C)
+        acts = full[layer].double()  # (1500, C); the sweep keeps float64 copies of float32 values
         top, _ = torch.topk(acts.T, k, dim=1)
         state = states[layer]
-        assert state.count == 1500
-        assert torch.equal(state.values, top)
+        assert state.moments.count == states.n_images == 1500
+        assert np.array_equal(state.top.values, top.numpy())
         # the kept indices point at images with exactly those activations (robust to ties)
         units = torch.arange(acts.shape[1])[:, None]
-        assert torch.equal(acts[state.indices, units], top)
-        assert len(set(state.indices[0].tolist())) == k
-        torch.testing.assert_close(state.mean, acts.double().mean(0), atol=1e-6, rtol=0)
-        torch.testing.assert_close(
-            state.std, acts.double().std(0, unbiased=False), atol=1e-6, rtol=0
+        assert torch.equal(acts[torch.from_numpy(state.top.indices), units], top)
+        assert len(set(state.top.indices[0].tolist())) == k
+        np.testing.assert_allclose(state.moments.mean, acts.mean(0).numpy(), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(
+            state.moments.std, acts.std(0, unbiased=False).numpy(), atol=1e-6, rtol=0
         )
 
 
-def test_shard_states_merge_to_the_full_stream(reference_model):
-    layers = ["bn3"]
-    full = top_exemplars(
-        reference_model, FashionMNIST("test", stop=900), layers, 40, batch_size=300,
-        show_progress=False,
-    )["bn3"]  # fmt: skip
-    first = top_exemplars(
-        reference_model, FashionMNIST("test", stop=600), layers, 40, batch_size=300,
-        show_progress=False,
-    )["bn3"]  # fmt: skip
-    second = top_exemplars(
-        reference_model, FashionMNIST("test", start=600, stop=900), layers, 40, batch_size=300,
-        first_index=600, show_progress=False,
-    )["bn3"]  # fmt: skip
-    merged = first.merge(second)
-    assert merged.count == full.count == 900
-    assert torch.equal(merged.values, full.values)
-    assert torch.equal(merged.indices.sort(1).values, full.indices.sort(1).values)
-    torch.testing.assert_close(merged.std, full.std)
-
-
 def test_topk_rejects_bad_k_and_short_streams(reference_model):
-    with pytest.raises(FvlabError, match="top-k"):
-        RunningTopK.empty(3, 0)
+    with pytest.raises(FvlabError, match="top_k"):
+        top_exemplars(reference_model, FashionMNIST("test", stop=100), ["bn3"], 0)
     with pytest.raises(FvlabError, match="needs at least 500 images"):
         top_exemplars(reference_model, FashionMNIST("test", stop=100), ["bn3"], 500)
-
-
-def test_gather_images_reads_the_right_records(fmnist_test):
-    images, _ = fmnist_test
-    found = gather_images(FashionMNIST("test"), [3, 999, 1000, 4321], batch_size=1000)
-    for index, image in found.items():
-        assert torch.equal(image, images[index])
-    with pytest.raises(FvlabError, match="out of range"):
-        gather_images(FashionMNIST("test", stop=10), [12])
 
 
 def test_occluder_geometry_scales_with_the_image():
@@ -229,7 +202,33 @@ def test_image_sets_use_distinct_ranks_and_are_seeded():
         assert all(20 * (b + 1) <= r < 20 * (b + 2) for r in column)
     again = random_sets(10, 200, 10, np.random.default_rng(1))
     assert again == (queries, refs)
-    with pytest.raises(FvlabError, match="sets-per-unit"):
-        BuildSettings(sets_per_unit=30).check()
+    units = (("bn3", 0),)
+    with pytest.raises(FvlabError, match="sets_per_unit"):
+        StudySettings(units, sets_per_unit=30)
     with pytest.raises(FvlabError, match="equal rank"):
-        BuildSettings(top_k=205).check()
+        StudySettings(units, top_k=205)
+
+
+@pytest.mark.parametrize(
+    ("changes", "parameter"),
+    [
+        ({"units": ()}, "units"),
+        ({"units": (("bn3", -1),)}, "units"),
+        ({"split": "val"}, "split"),
+        ({"bins": 1}, "bins"),
+        ({"occluder_fraction": 1.0}, "occluder_fraction"),
+        ({"stride": 0}, "stride"),
+        ({"catch_units": -1}, "catch_units"),
+        ({"max_images": 100}, "max_images"),
+        ({"blur_kernel": 4}, "blur_kernel"),
+        ({"blur_sigma": 0.0}, "blur_sigma"),
+    ],
+)
+def test_study_settings_validation_names_the_parameter(changes, parameter):
+    from fvlab.jobs import SettingsError
+
+    settings = StudySettings((("bn3", 0),))
+    with pytest.raises(SettingsError, match=f"^{parameter}: ") as error:
+        settings.replace(**changes)
+    assert error.value.parameter == parameter
+    assert "--" not in str(error.value)  # names the parameter, not a command-line flag

@@ -13,9 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from fvlab.errors import FvlabError
-from fvlab.study.protocol import StudySettings, image_ids
+from fvlab.study.manifest import CONDITIONS, manifest_image_paths, read_manifest
+from fvlab.study.protocol import image_ids
 from fvlab.study.server import create_app
-from fvlab.study.trials import CONDITIONS, encode_response, manifest_image_paths, read_manifest
+from fvlab.study.settings import ServerSettings
+from fvlab.study.trials import encode_response
 
 ADMIN = {"Authorization": "Bearer test-admin-token-0123456789"}  # conftest's ADMIN_TOKEN
 
@@ -229,7 +231,7 @@ def test_export_needs_the_admin_token(client):
 def test_server_refuses_to_start_on_a_bad_study(tiny_study, tmp_path):
     db = f"sqlite:///{tmp_path}/x.sqlite"
     with pytest.raises(FvlabError, match="no manifest.json"):
-        create_app(tmp_path, db, StudySettings(), "test-admin-token-0123456789")
+        create_app(tmp_path, db, ServerSettings(), "test-admin-token-0123456789")
     manifest = json.loads((tiny_study / "manifest.json").read_text())
     for unit in manifest["units"]:
         for image_set in unit["image_sets"]:
@@ -238,6 +240,20 @@ def test_server_refuses_to_start_on_a_bad_study(tiny_study, tmp_path):
     broken.mkdir()
     (broken / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(FvlabError, match="no references for condition 'blur'"):
-        create_app(broken, db, StudySettings(), "test-admin-token-0123456789")
+        create_app(broken, db, ServerSettings(), "test-admin-token-0123456789")
     with pytest.raises(FvlabError, match="at least 16"):
-        create_app(tiny_study, db, StudySettings(), "short")
+        create_app(tiny_study, db, ServerSettings(), "short")
+
+
+def test_the_server_and_the_manifest_reader_do_not_import_torch(tiny_study):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import fvlab.study, fvlab.study.server, fvlab.study.settings; "
+        "from fvlab.study.manifest import read_manifest; "
+        f"read_manifest({str(tiny_study)!r}); "
+        "print(sorted(m for m in ('torch', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

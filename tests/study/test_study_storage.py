@@ -17,7 +17,9 @@ from fvlab.cli import main as fvlab_main
 from fvlab.errors import FvlabError
 from fvlab.study.enrolment import enrol
 from fvlab.study.export import encode_table, export_study, table_rows
-from fvlab.study.protocol import RequestRejected, StudySettings
+from fvlab.study.manifest import CONDITIONS, read_manifest
+from fvlab.study.protocol import RequestRejected
+from fvlab.study.settings import ServerSettings
 from fvlab.study.storage import (
     count_rows,
     database_url,
@@ -27,9 +29,9 @@ from fvlab.study.storage import (
     responses,
 )
 from fvlab.study.submission import SubmissionIn, store_submission
-from fvlab.study.trials import CONDITIONS, encode_response, read_manifest
+from fvlab.study.trials import encode_response
 
-SETTINGS = StudySettings(seed=1)
+SETTINGS = ServerSettings(seed=1)
 
 
 @pytest.fixture
@@ -299,8 +301,8 @@ def test_export_round_trips_csv_parquet_and_raw(engine, manifest, tmp_path):
 
 def test_analysis_of_an_empty_study_is_a_clear_error(engine, tiny_study, tmp_path):
     from fvlab.study.analysis_report import run_analysis
+    from fvlab.study.settings import AnalysisSettings
 
+    settings = AnalysisSettings(tiny_study, str(engine.url), baselines=False, observer=False)
     with pytest.raises(FvlabError, match="no submitted participants"):
-        run_analysis(
-            tiny_study, str(engine.url), tmp_path / "out", with_baselines=False, with_observer=False
-        )
+        run_analysis(settings, tmp_path / "out")

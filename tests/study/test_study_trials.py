@@ -8,15 +8,9 @@ from collections import Counter
 import pytest
 
 from fvlab.errors import CorruptFileError, FvlabError
-from fvlab.study.trials import (
-    CONDITIONS,
-    TrialConfig,
-    decode_response,
-    encode_response,
-    make_trials,
-    manifest_image_paths,
-    read_manifest,
-)
+from fvlab.study.manifest import CONDITIONS, manifest_image_paths, read_manifest
+from fvlab.study.settings import TrialConfig
+from fvlab.study.trials import decode_response, encode_response, make_trials
 
 
 @pytest.fixture(scope="module")

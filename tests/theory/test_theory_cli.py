@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from PIL import Image
 
 from fvlab.cli import main
-from fvlab.theory.run import STEPS
+from fvlab.theory.run import TheorySettings, demonstrate
 
 NAMES = ("relu_tents", "affine", "lipschitz", "convex_monotone", "toy_fooling")
 
 
-def test_theory_writes_plots_and_summary_within_two_minutes(tmp_path):
+def test_theory_writes_plots_and_summary(tmp_path):
     out = tmp_path / "theory"
-    began = time.perf_counter()
     main(["theory", "--out", str(out), "--quiet", "--seed", "1"])
-    assert time.perf_counter() - began < 120
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 1 and summary["quick"] is False
     assert set(summary["demonstrations"]) == set(NAMES)
@@ -38,9 +35,10 @@ def test_theory_writes_plots_and_summary_within_two_minutes(tmp_path):
 
 @pytest.mark.parametrize("name", ["affine", "lipschitz"])
 def test_quick_mode_keeps_the_checks(tmp_path, name):
-    result = STEPS[name](tmp_path, 0, True)
-    assert all(result["checks"].values()), result["checks"]
-    assert (tmp_path / result["plot"]).stat().st_size > 10_000
+    demo = demonstrate(name, TheorySettings(seed=0, quick=True))
+    assert all(demo.checks.values()), demo.checks
+    demo.plot(tmp_path / demo.plot_file)
+    assert (tmp_path / demo.plot_file).stat().st_size > 10_000
 
 
 def test_theory_help_and_bad_out(tmp_path, capsys):

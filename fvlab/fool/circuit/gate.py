@@ -22,22 +22,30 @@ with a safety margin, and the conditions are checked on data. Modes:
   ``Circuit`` takes the template t_c.
 
 The circuit is a child module ``fvlab_circuit`` of the model with two hooks (model input, layer
-output), so every original layer keeps its name and downstream layers are unchanged.
+output), so every original layer keeps its name and downstream layers are unchanged
+(:mod:`fvlab.fool.install`). :attr:`Circuit.last_decision` is v of the latest forward pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fvlab.errors import FvlabError
-from fvlab.fool.detector import Detector
+from fvlab.fool.circuit.detector import Detector
+from fvlab.fool.install import attach_child, restore_base
 from fvlab.models.hooks import resolve_layers
 from fvlab.models.spec import InputSpec
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
+
+#: name of the circuit's child module in the fooled model
+CHILD = "fvlab_circuit"
 
 
 def to_unit_range(spec: InputSpec, x: torch.Tensor) -> torch.Tensor:
@@ -131,6 +139,12 @@ class Circuit(nn.Module):
         self._decision: torch.Tensor | None = None
         self._input: torch.Tensor | None = None
 
+    @property
+    def last_decision(self) -> torch.Tensor | None:
+        """The detector's hard decision v (B,) bool of the latest forward pass (True =
+        visualization input), or None before the first one."""
+        return self._decision
+
     # -- hooks -------------------------------------------------------------------------------
     def observe_input(self, module: nn.Module, args: tuple) -> None:
         """Root pre-hook: decide natural vs visualization for this forward pass."""
@@ -193,33 +207,25 @@ class Circuit(nn.Module):
         }
 
 
-def install(model, layer: str, circuit: Circuit):
+def install(model: LoadedModel, layer: str, circuit: Circuit) -> LoadedModel:
     """A LoadedModel whose module is ``model.module`` with the circuit installed at ``layer``.
 
     The original module object is modified in place (hooks + child ``fvlab_circuit``), so pass
-    a model loaded for this purpose (``fvlab.load`` again gives a clean one).
+    a model loaded for this purpose (``fvlab.load`` again, or :func:`fvlab.fool.install.fresh_copy`,
+    gives a clean one).
     """
-    from fvlab.models.zoo import LoadedModel
-
-    module = model.module
-    if hasattr(module, "fvlab_circuit"):
-        raise FvlabError("this model already has a fooling circuit; load a fresh copy")
-    target = resolve_layers(module, [layer])[layer]
-    module.add_module("fvlab_circuit", circuit.to(model.device))
-    module.register_forward_pre_hook(circuit.observe_input)
+    target = resolve_layers(model.module, [layer])[layer]
+    fooled = attach_child(model, CHILD, circuit, "circuit", {"layer": layer})
+    fooled.module.register_forward_pre_hook(circuit.observe_input)
     target.register_forward_hook(circuit.gate_output)
-    return LoadedModel(
-        name=f"{model.name}+circuit({layer})",
-        module=module.eval(),
-        spec=model.spec,
-        class_names=model.class_names,
-        weights=model.weights,
-        extra={"construction": "circuit", "base": model.name, "layer": layer},
-    )
+    return fooled
 
 
-def rebuild(base, params: dict, tensors: dict[str, torch.Tensor]):
-    """Saved-model constructor (see fvlab.models.saved)."""
+def rebuild(base: LoadedModel, params: dict, tensors: dict[str, torch.Tensor]) -> LoadedModel:
+    """Saved-model constructor (registered as construction ``circuit``, see
+    :mod:`fvlab.models.saved`): the base's stored weights if it had random ones, then the
+    circuit from its parameters, detector weights and template."""
+    restore_base(base, tensors)
     arch = params["detector"]
     detector = Detector(arch["channels"], tuple(arch["widths"]), tuple(arch["strides"]))
     detector.load_state_dict(

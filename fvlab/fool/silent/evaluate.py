@@ -5,27 +5,34 @@ top-1 of both, the largest |logit difference|, whether the logits are bit-for-bi
 how many images make any fooling branch non-zero (``branch_active_images``), with the largest
 branch pre-activation seen (negative = every branch stayed below its threshold).
 
-:func:`compare_visualizations` renders the chosen units of the attach layer in both models
+:func:`compare_visualizations` renders the built units at their attach layer in both models
 (same seed and settings) and compares each fooled FV with the target and with the unit's
-original FV by :func:`image_correlation`.
+original FV by :func:`fvlab.fool.measures.image_correlation` (and up to a shift,
+:func:`~fvlab.fool.measures.shifted_correlation`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
-from fvlab.fool.silent import CHILD
+from fvlab.fool.measures import image_correlation, shifted_correlation
+from fvlab.fool.silent.branch import CHILD
 from fvlab.models.hooks import capture
 from fvlab.progress import progress_bar
+
+if TYPE_CHECKING:
+    from fvlab.data.dataset import Dataset
+    from fvlab.fool.silent.build import BuiltSilent
+    from fvlab.models.zoo import LoadedModel
 
 
 @torch.no_grad()
 def natural_agreement(
-    original,
-    fooled,
-    dataset,
+    original: LoadedModel,
+    fooled: LoadedModel,
+    dataset: Dataset,
     batch_size: int = 500,
     show_progress: bool = True,
     margin_shift: torch.Tensor | None = None,
@@ -76,54 +83,21 @@ def natural_agreement(
     return summary
 
 
-def image_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation over all pixels and channels, per pair: a, b (N, C, H, W) → (N,).
-
-    Both are images "as seen at the input" (same size and channels). A constant image has
-    correlation 0 with anything.
-    """
-    x = a.flatten(1).double()
-    y = b.flatten(1).double()
-    x = x - x.mean(1, keepdim=True)
-    y = y - y.mean(1, keepdim=True)
-    denominator = (x.norm(dim=1) * y.norm(dim=1)).clamp_min(1e-30)
-    return ((x * y).sum(1) / denominator).float()
-
-
-def shifted_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Largest Pearson correlation between ``a`` and any circular shift of ``b``, per pair:
-    a, b (N, C, H, W) → (N,). Visualizations of conv units are textures whose placement is
-    arbitrary, so they are compared up to a translation: with â, b̂ standardised over all
-    pixels, max over (dy, dx) of (1/CHW) Σ_{c,y,x} â[c,y,x] · b̂[c, y+dy, x+dx]
-    (cross-correlation by FFT). A constant image has correlation 0 with anything."""
-
-    def standardise(x: torch.Tensor) -> torch.Tensor:
-        x = x.double()
-        x = x - x.mean(dim=(1, 2, 3), keepdim=True)
-        return x / x.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, 1, 1, 1)
-
-    fa, fb = torch.fft.rfft2(standardise(a)), torch.fft.rfft2(standardise(b))
-    cross = torch.fft.irfft2(fa.conj() * fb, s=a.shape[-2:]).sum(1)
-    return cross.flatten(1).amax(1).float()
-
-
 def compare_visualizations(
-    original,
-    fooled,
-    layer: str,
-    units: Sequence[int],
-    target: torch.Tensor,
+    original: LoadedModel,
+    built: BuiltSilent,
     *,
     steps: int = 256,
     seed: int = 0,
     show_progress: bool = True,
 ) -> dict:
-    """Render ``units`` of ``layer`` in both models; correlations of each fooled FV with the
-    target (1, C, S, S) and with the unit's original FV, and whether the unit's fooling branch
-    fires anywhere on its fooled FV. Returns images and per-unit values."""
+    """Render the built units at their attach layer in ``original`` and in the fooled model
+    (``built.model``), same seed and steps; correlations of each fooled FV with the target
+    (``built.target``, (1, C, S, S)) and with the unit's original FV, and whether the unit's
+    fooling branch fires anywhere on its fooled FV. Returns images and per-unit values."""
     import fvlab
 
-    units = list(units)
+    fooled, layer, units, target = built.model, built.attach, list(built.units), built.target
     before = fvlab.render(
         original, layer, units, steps=steps, seed=seed, show_progress=show_progress
     )

@@ -14,18 +14,22 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from fvlab.progress import progress_bar
 
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
+
 
 class _Stop(Exception):
     """Raised in a pre-hook to end a forward pass at the hooked module."""
 
 
-def layer_input(loaded, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
+def layer_input(loaded: LoadedModel, module: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The input of ``module`` when ``loaded`` (a LoadedModel) runs on ``images`` in [0, 1].
 
     The forward pass stops at ``module`` (first call), so later layers cost nothing.
@@ -109,7 +113,7 @@ class PatchStats:
 
 @torch.no_grad()
 def patch_stats(
-    loaded,
+    loaded: LoadedModel,
     conv: nn.Conv2d,
     data,
     max_images: int = 5000,
@@ -168,7 +172,7 @@ def _batches(data, batch_size: int) -> Iterator[torch.Tensor]:
 
 @torch.no_grad()
 def response_stats(
-    loaded,
+    loaded: LoadedModel,
     conv: nn.Module,
     branch: nn.Module,
     data,

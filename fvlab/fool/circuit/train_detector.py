@@ -1,4 +1,4 @@
-"""Building the committed detector artifact for a model: trajectories → training → evaluation.
+"""The ``fvlab fool train-detector`` job: trajectories → training → evaluation → saved detector.
 
 ``fvlab fool train-detector --model fmnist-cnn --out fvlab/fool/weights/fmnist-cnn-detector.pt``
 renders the trajectories (every unit of fc, bn1…bn5 and relu1…relu5 but 40 held-out ones (the
@@ -8,24 +8,28 @@ held-out units × all settings; held-out targets), trains the detector on natura
 images vs training trajectories, and records its accuracy on natural *test* images and on
 held-out trajectories per snapshot step, both as rendered and as the model sees them (after the
 render transforms).
+
+Job: ``run_train_detector(model, DetectorSettings(...), out)`` with ``out`` the detector's
+weights file (``.pt``; the record goes next to it as ``.json``).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from fvlab.fool.detector import (
+from fvlab.fool.circuit.detector import (
     Detector,
     DetectorTraining,
     save_detector,
     train_detector,
     training_record,
 )
-from fvlab.fool.targets import BUILTINS, builtin_target, random_shapes
-from fvlab.fool.trajectories import (
+from fvlab.fool.circuit.trajectories import (
     DENSE_STEPS,
     HELDOUT_SETTINGS,
     TRAIN_SETTINGS,
@@ -37,7 +41,12 @@ from fvlab.fool.trajectories import (
     render_trajectories,
     split_units,
 )
+from fvlab.fool.targets import BUILTINS, builtin_target, random_shapes
+from fvlab.jobs import OutDir, finish
 from fvlab.optvis.transforms import make_transforms
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
 
 #: units whose visualizations train the detector, per fmnist-cnn layer (channel counts): the
 #: logits, and every channel before (BatchNorm) and after its ReLU — a ReLU unit's visualization
@@ -155,26 +164,40 @@ def _from_plain(plain: dict) -> Trajectories:
     return Trajectories(plain["images"], units, list(plain["setting"]), plain["step"])
 
 
-def build_detector(
-    model,
-    out: str | Path,
-    seed: int = 0,
-    training: DetectorTraining | None = None,
-    layers: dict[str, int] | None = None,
-    cache: str | Path | None = None,
-    show_progress: bool = True,
-) -> dict:
-    """Render trajectories, train, evaluate and save the detector; returns the record.
+@dataclass(frozen=True)
+class DetectorSettings(DetectorTraining):
+    """The train-detector job: the training hyperparameters (:class:`DetectorTraining`) and
+    ``cache``, a file for the rendered trajectories (the slow part, ~25 min on 2 cores): the
+    groups it holds (for the same model, seed and layers) are reused, missing ones rendered
+    and added."""
 
-    ``cache``: a file for the rendered trajectories (the slow part, ~25 min on 2 cores): the
-    groups it holds (for the same model, seed and layers) are reused, missing ones rendered and
-    added."""
-    from fvlab.data.fashion_mnist import FashionMNIST
+    cache: Path | None = None
 
-    start = time.perf_counter()
-    layers = layers or FMNIST_LAYERS
-    key = {"model": model.name, "seed": seed, "layers": layers}
-    groups, train_units, heldout_units = trajectory_groups(model, seed, layers, show_progress)
+    def training(self) -> DetectorTraining:
+        """The training hyperparameters alone (what the record stores)."""
+        return DetectorTraining(**training_record(self)["training"])
+
+
+@dataclass
+class DetectorResult:
+    """A trained detector and its record (training, data, evaluation)."""
+
+    detector: Detector
+    record: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return self.record
+
+    def save(self, out: Path) -> Path:
+        """Write the weights to ``out`` (a ``.pt`` file) and the record next to it."""
+        return save_detector(self.detector, out, self.record)
+
+
+def _trajectory_data(model, settings: DetectorSettings, groups: dict) -> dict[str, Trajectories]:
+    """Every trajectory group, from ``settings.cache`` where it holds it (same model, seed and
+    layers), else rendered (and added to the cache)."""
+    cache = settings.cache
+    key = {"model": model.name, "seed": settings.seed, "layers": FMNIST_LAYERS}
     stored: dict = {}
     if cache is not None and Path(cache).is_file():
         loaded = torch.load(cache, weights_only=True)
@@ -187,13 +210,28 @@ def build_detector(
     if cache is not None:
         Path(cache).parent.mkdir(parents=True, exist_ok=True)
         torch.save({"key": key, "groups": stored}, cache)
+    return data
+
+
+def build_detector(
+    model: LoadedModel, settings: DetectorSettings, show_progress: bool = True
+) -> DetectorResult:
+    """Render trajectories (fmnist-cnn's :data:`FMNIST_LAYERS`), train and evaluate."""
+    from fvlab.data.fashion_mnist import FashionMNIST
+
+    start = time.perf_counter()
+    seed = settings.seed
+    groups, train_units, heldout_units = trajectory_groups(
+        model, seed, FMNIST_LAYERS, show_progress
+    )
+    data = _trajectory_data(model, settings, groups)
     train_traj = data["train"]
     heldout = {name: data[name] for name in HELDOUT_GROUPS}
     render_seconds = time.perf_counter() - start
     # the natural images used as targets above are not natural training examples
     natural_train, _ = FashionMNIST("train", stop=60000 - N_TRAIN_TARGETS // 2).load()
     natural_test, _ = FashionMNIST("test").load()
-    config = training or DetectorTraining(seed=seed)
+    config = settings.training()
     detector = train_detector(natural_train, train_traj.images, config, show_progress)
     report = evaluate_detector(detector, natural_test, heldout, seed)
     record = {
@@ -215,5 +253,15 @@ def build_detector(
         "render_seconds": round(render_seconds, 1),
         "total_seconds": round(time.perf_counter() - start, 1),
     }
-    save_detector(detector, out, record)
-    return record
+    return DetectorResult(detector, record)
+
+
+def run_train_detector(
+    model: LoadedModel,
+    settings: DetectorSettings,
+    out: OutDir = None,
+    *,
+    show_progress: bool = True,
+) -> DetectorResult:
+    """The whole job: :func:`build_detector`, saved to the weights file ``out`` if given."""
+    return finish(build_detector(model, settings, show_progress), out)

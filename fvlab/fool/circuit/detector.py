@@ -8,19 +8,24 @@ larger images the render transforms produce.
 
 Training: natural training images vs visualization trajectories, balanced batches, Adam, and the
 render transforms applied (per element) to 3 in 4 batches of *both* classes, so neither the
-image size nor the padding tells the classes apart.
+image size nor the padding tells the classes apart. All randomness (initial weights included)
+comes from ``torch.Generator``s seeded with ``seed`` (one for the initial weights, one for
+the batches, flips and transforms).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fvlab.jobs import Settings, SettingsError, at_least, in_range
 from fvlab.optvis.transforms import make_transforms
 from fvlab.progress import progress_bar
 
@@ -50,19 +55,42 @@ class Detector(nn.Module):
         return self.head(pooled).squeeze(1)
 
     @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """PyTorch's default initialisation of every conv and linear layer, in module order,
+        drawn from ``generator`` (weights: Kaiming-uniform with a = √5; biases: U(−1/√fan_in,
+        1/√fan_in)), so a seeded generator gives the weights global seeding would."""
+        for layer in self.modules():
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                fan_in = layer.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+    @torch.no_grad()
     def is_visualization(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """Hard decision per image (bool), batched."""
         return torch.cat([self(x) > 0 for x in images.split(batch_size)])
 
 
 @dataclass(frozen=True)
-class DetectorTraining:
+class DetectorTraining(Settings):
+    """How the detector trains: seed, Adam steps (cosine schedule) of ``batch_size`` images
+    per class at learning rate ``lr``, the share of batches given the render transforms, and
+    the conv widths."""
+
     seed: int = 0
     steps: int = 6000
     batch_size: int = 128  # per class
     lr: float = 2e-3
     transform_prob: float = 0.75
     widths: tuple[int, ...] = (32, 32, 64, 64, 64)
+
+    def validate(self) -> None:
+        at_least("steps", self.steps, 1)
+        at_least("batch_size", self.batch_size, 1)
+        in_range("transform_prob", self.transform_prob, 0.0, 1.0)
+        if not self.lr > 0:
+            raise SettingsError("lr", f"must be > 0, got {self.lr}")
 
 
 def train_detector(
@@ -72,9 +100,9 @@ def train_detector(
     show_progress: bool = True,
 ) -> Detector:
     """Train on ``natural`` (N, C, H, W) vs ``visualizations`` (M, C, H, W), both in [0, 1]."""
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     detector = Detector(natural.shape[1], tuple(config.widths))
+    detector.reset_parameters(torch.Generator().manual_seed(config.seed))
+    generator = torch.Generator().manual_seed(config.seed)  # batches, flips, transforms
     optimizer = torch.optim.Adam(detector.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     transform = make_transforms("standard", natural.shape[-1])
@@ -131,4 +159,6 @@ def load_detector(path: str | Path) -> Detector:
 
 
 def training_record(config: DetectorTraining) -> dict:
-    return {"training": asdict(config)}
+    """The training hyperparameters for the detector's record (``.json``)."""
+    fields = dataclasses.fields(DetectorTraining)
+    return {"training": {f.name: getattr(config, f.name) for f in fields}}

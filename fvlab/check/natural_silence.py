@@ -11,20 +11,34 @@ renders them and reports the activation their visualization reaches (spatial mea
 rendered objective — and spatial maximum), next to the natural maximum.
 
 One streaming pass (:func:`fvlab.activations.sweep.sweep`, spatial maxima) covers every layer.
+:func:`run_silent_check` is the job (``fvlab check silent``): :func:`natural_silence`, then
+:func:`render_silent`; its :class:`SilentCheckResult` saves ``fv_<layer>.png`` per layer with
+rendered units and ``summary.json``. (Not to be confused with :mod:`fvlab.fool.silent`, which
+*builds* silent units into a model.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from fvlab.activations.sweep import sweep
+from fvlab.check.settings import SilentCheckSettings
+from fvlab.data.dataset import Dataset
 from fvlab.errors import FvlabError
+from fvlab.jobs import OutDir, finish
 from fvlab.models.hooks import capture, resolve_layers
 from fvlab.models.probe import forward_order
+from fvlab.report.images import save_grid
+from fvlab.report.summary import write_summary
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
 
 
 @dataclass
@@ -45,8 +59,34 @@ class LayerSilence:
     def n_units(self) -> int:
         return int(self.natural_max.numel())
 
+    @property
+    def png(self) -> str | None:
+        """File name of the rendered units' grid (None when none was rendered)."""
+        return None if self.fv_images is None else f"fv_{self.layer.replace('/', '_')}.png"
 
-def relu_layers(loaded) -> list[str]:
+    def summary(self) -> dict:
+        """Counts and, per silent unit, its natural maximum and active fraction (and, if it
+        was rendered, the spatial mean and max its visualization reaches)."""
+        units = []
+        for position, unit in enumerate(self.silent):
+            row = {
+                "unit": unit,
+                "natural_max": float(self.natural_max[unit]),
+                "active_fraction": float(self.active_fraction[unit]),
+            }
+            if position < len(self.rendered):
+                row["fv_mean"] = float(self.fv_mean[position])
+                row["fv_max"] = float(self.fv_max[position])
+            units.append(row)
+        return {
+            "n_units": self.n_units,
+            "n_silent": len(self.silent),
+            "silent_units": units,
+            "fv_png": self.png,
+        }
+
+
+def relu_layers(loaded: LoadedModel) -> list[str]:
     """The model's ``nn.ReLU`` modules that run once per forward pass, in forward order."""
     modules = dict(loaded.module.named_modules())
     names = [n for n in forward_order(loaded) if isinstance(modules[n], nn.ReLU)]
@@ -60,9 +100,9 @@ def relu_layers(loaded) -> list[str]:
 
 
 def natural_silence(
-    loaded,
+    loaded: LoadedModel,
     layers: Sequence[str],
-    dataset,
+    dataset: Dataset,
     *,
     threshold: float = 0.0,
     max_fraction: float = 0.0,
@@ -110,7 +150,7 @@ def natural_silence(
 
 
 def render_silent(
-    loaded,
+    loaded: LoadedModel,
     report: dict[str, LayerSilence],
     *,
     steps: int = 256,
@@ -139,3 +179,69 @@ def render_silent(
         entry.fv_max = flat.amax(1).cpu()
         entry.fv_images = result.images.detach().cpu()
         entry.rendered = units
+
+
+@dataclass
+class SilentCheckResult:
+    """The silent units of every checked layer (in order) and the settings of the check."""
+
+    model: str
+    layers: dict[str, LayerSilence]
+    settings: SilentCheckSettings
+
+    @property
+    def n_images(self) -> int:
+        return next(iter(self.layers.values())).n_images
+
+    def summary(self) -> dict:
+        """Settings, per-layer counts and, per layer, :meth:`LayerSilence.summary`."""
+        s = self.settings
+        layers = {name: entry.summary() for name, entry in self.layers.items()}
+        return {
+            "model": self.model,
+            "split": s.split,
+            "n_images": self.n_images,
+            "threshold": s.threshold,
+            "max_fraction": s.max_fraction,
+            "render": {"steps": s.steps, "seed": s.seed, "max_units_per_layer": s.max_render},
+            "counts": {name: layer["n_silent"] for name, layer in layers.items()},
+            "layers": layers,
+        }
+
+    def save(self, out: Path) -> Path:
+        """``fv_<layer>.png`` (the rendered silent units, labelled) for every layer with rendered
+        units, and ``summary.json``, into ``out``."""
+        out = Path(out)
+        for entry in self.layers.values():
+            if entry.fv_images is not None:
+                save_grid(
+                    entry.fv_images,
+                    out / entry.png,
+                    labels=[str(u) for u in entry.rendered],
+                    upscale=max(1, 112 // entry.fv_images.shape[-1]),
+                )
+        return write_summary(out, self.summary())
+
+
+def run_silent_check(
+    model: LoadedModel,
+    settings: SilentCheckSettings,
+    out: OutDir = None,
+    *,
+    show_progress: bool = True,
+) -> SilentCheckResult:
+    """The silent-unit check (``fvlab check silent``): stream the natural images once
+    (:func:`natural_silence`; layers default to :func:`relu_layers`), render the first
+    ``max_render`` silent units of each layer (:func:`render_silent`); saved into ``out`` when
+    given."""
+    s = settings
+    layers = list(s.layers) if s.layers else relu_layers(model)
+    report = natural_silence(
+        model, layers, s.dataset(model), threshold=s.threshold, max_fraction=s.max_fraction,
+        batch_size=s.batch_size, show_progress=show_progress,
+    )  # fmt: skip
+    render_silent(
+        model, report, steps=s.steps, max_units=s.max_render, seed=s.seed,
+        show_progress=show_progress,
+    )  # fmt: skip
+    return finish(SilentCheckResult(model.name, report, s), out)

@@ -56,7 +56,8 @@ def target_directions(
 ) -> torch.Tensor:
     """Step 1 for all units at once: unit-norm directions d (n, C_in, kh, kw).
 
-    ``probe`` is a hook-free copy of the live conv (:func:`fvlab.fool.conv_max.parallel_conv`,
+    ``probe`` is a hook-free copy of the live conv
+    (:func:`fvlab.fool.silent.responses.parallel_conv`,
     no bias), so the response uses the live layer's padding and stride. ``target_input`` is
     (1, C_in, H, W); ``mask`` (n, C_in, kh, kw) is 1 where a unit's filter may be non-zero
     (grouped convs). The start is a seeded Gaussian direction.

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from fvlab.fool.circuit.gate import centred_on, template_from_target
 from fvlab.optvis import objectives as obj
 
 SNAPSHOT_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -144,15 +145,11 @@ class TemplateBank(nn.Module):
     mode. Its visualizations are the trajectories a target-mode circuit makes the detector see."""
 
     def __init__(self, targets: torch.Tensor) -> None:
-        from fvlab.fool.circuit import template_from_target
-
         super().__init__()
         self.register_buffer("templates", template_from_target(targets))
         self.response = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from fvlab.fool.circuit import centred_on
-
         k, c, h, w = self.templates.shape
         t = centred_on(self.templates.reshape(k * c, h, w), x.shape[-2:]).view(k, c, *x.shape[-2:])
         return self.response(torch.einsum("bchw,kchw->bk", x, t) / (c * h * w))

@@ -1,0 +1,190 @@
+"""The ``fvlab fool circuit`` job (also run by the demo): build the circuit on Fashion-MNIST,
+measure natural behaviour, exactness and fooling (also under render settings the detector never
+saw), and save the fooled model, the grid and summary.json.
+
+    run_circuit(model, CircuitSettings(layer="fc"), out) -> CircuitResult
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from fvlab.errors import FvlabError
+from fvlab.fool.circuit.build import (
+    BuiltCircuit,
+    CircuitConstruction,
+    build_circuit,
+    default_detector_path,
+    render_units,
+)
+from fvlab.fool.circuit.detector import Detector, load_detector
+from fvlab.fool.circuit.evaluate import (
+    compare_outputs,
+    count_violations,
+    fooling_measures,
+    share_fooled,
+)
+from fvlab.fool.circuit.trajectories import RenderSetting
+from fvlab.fool.measures import summarise
+from fvlab.fool.targets import check_image_target
+from fvlab.jobs import OutDir, SettingsError, finish
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
+
+#: render settings for the robustness report; `seen` says whether the detector trained on them
+ROBUSTNESS_SETTINGS = (
+    (RenderSetting("pixel", "standard", 0.05), True),
+    (RenderSetting("fft", "none", 0.05), True),
+    (RenderSetting("fft", "standard", 0.5), False),
+    (RenderSetting("fft", "lucid", 0.05), False),
+    (RenderSetting("maco", "standard", 1.0), False),
+)
+
+
+@dataclass(frozen=True)
+class CircuitSettings(CircuitConstruction):
+    """The job: how the circuit is built (:class:`CircuitConstruction`), plus ``target`` (an
+    image file or ``builtin:NAME``; target mode), ``detector`` (weights file; default the
+    committed one) and ``robustness`` (also render with unseen settings)."""
+
+    target: str | None = None
+    detector: Path | None = None
+    robustness: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mode == "target" and not self.target:
+            raise SettingsError("target", "target mode needs an image file or builtin:NAME")
+
+
+@dataclass
+class CircuitResult:
+    """The built circuit, the grid (rows: original FV | fooled FV | what it should show) and
+    the job's figures (what summary.json holds)."""
+
+    built: BuiltCircuit
+    grid: torch.Tensor
+    figures: dict[str, Any]
+
+    @property
+    def model(self) -> LoadedModel:
+        """The fooled model."""
+        return self.built.model
+
+    def summary(self) -> dict[str, Any]:
+        return self.figures
+
+    def save(self, out: Path) -> Path:
+        """Write OUT/model/ (the fooled model), OUT/grid.png and OUT/summary.json."""
+        from fvlab.report.images import save_grid
+        from fvlab.report.summary import write_summary
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        columns = len(self.figures["units"])
+        save_grid(self.grid, out / "grid.png", ncol=columns, upscale=4 if columns <= 16 else 2)
+        self.built.save(out / "model")
+        return write_summary(out, self.figures)
+
+
+def _detector(model: LoadedModel, settings: CircuitSettings) -> tuple[Path, Detector, dict]:
+    """The detector's file, the detector and its training record."""
+    path = Path(settings.detector) if settings.detector else default_detector_path(model.name)
+    if not path.is_file():
+        raise FvlabError(
+            f"no detector at {path}; train one with "
+            f"`fvlab fool train-detector --model {model.name} --out {path}`"
+        )
+    return path, load_detector(path), json.loads(path.with_suffix(".json").read_text())
+
+
+def run_circuit(
+    model: LoadedModel, settings: CircuitSettings, out: OutDir = None, *, show_progress: bool = True
+) -> CircuitResult:
+    """Build the circuit on ``model`` (left unchanged) and measure it (module docstring)."""
+    from fvlab.data.fashion_mnist import FashionMNIST
+    from fvlab.fool.targets import resolve_target
+
+    if model.spec.channels != 1 or model.spec.size != 28:
+        raise FvlabError(
+            "fvlab fool circuit trains and evaluates on Fashion-MNIST; use the API "
+            "(fvlab.fool.circuit.build_circuit) with your own data for other models"
+        )
+    target = None
+    if settings.mode == "target":
+        check_image_target(settings.target)
+        target = resolve_target(model, settings.target, show_progress=show_progress)[0][0]
+    detector_file, detector, record = _detector(model, settings)
+    natural_train, _ = FashionMNIST("train", stop=10000).load()
+    test_x, test_y = FashionMNIST("test").load()
+    built = build_circuit(
+        model,
+        natural_train,
+        settings,
+        target=target,
+        detector=detector,
+        show_progress=show_progress,
+    )
+    fooled, circuit = built.model, built.circuit
+    unit_ids = circuit.units.tolist()
+    natural = compare_outputs(model, fooled, test_x, test_y)
+    fooled_fv = render_units(fooled, settings, unit_ids, settings.seed + 1, show_progress)
+    measures = fooling_measures(model, built, fooled_fv.images, target)
+    if settings.mode == "permute":
+        mapped = circuit.mapping.tolist()
+        should_show = built.originals[[unit_ids.index(m) if m in unit_ids else 0 for m in mapped]]
+    else:
+        should_show = target.expand(len(unit_ids), *target.shape)
+    robustness = {}
+    if settings.robustness:
+        for setting, seen in ROBUSTNESS_SETTINGS:
+            options = {"param": setting.param, "transforms": setting.transforms, "lr": setting.lr}
+            seed = settings.seed + 2
+            images = render_units(fooled, settings, unit_ids, seed, show_progress, **options).images
+            robustness[setting.name] = {
+                "seen_by_detector": seen,
+                "share_fooled": share_fooled(fooling_measures(model, built, images, target)),
+            }
+    evaluation = record["evaluation"]
+    fooling: dict[str, Any] = {"units": measures, "share_fooled": share_fooled(measures)}
+    if settings.mode == "permute" and built.layer == model.layer_names()[-1]:
+        fooling["share_classified_as_mapped"] = sum(
+            m["original_prediction"] == m["shows"] for m in measures
+        ) / len(measures)
+    if settings.mode == "target":
+        fooling["corr_with_target"] = summarise([m["corr_with_target"] for m in measures])
+    figures = {
+        "model": model.name,
+        "layer": built.layer,
+        "mode": settings.mode,
+        "units": unit_ids,
+        "mapping": None if circuit.mapping is None else circuit.mapping.tolist(),
+        "target": settings.target,
+        "relu_redirect_steps": settings.relu_redirect_steps,
+        "constants": circuit.params()["constants"],
+        "natural": natural,
+        "exactness_violations": {
+            "natural_test": count_violations(model, fooled, built.layer, test_x),
+            "fooled_visualizations": count_violations(model, fooled, built.layer, fooled_fv.images),
+        },
+        "classifier": {
+            "file": str(detector_file),
+            "accuracy_natural_test": float((~detector.is_visualization(test_x)).float().mean()),
+            "accuracy_heldout_fv": evaluation["heldout_units"]["min_accuracy"],
+            "accuracy_heldout_fv_by_step": evaluation["heldout_units"]["accuracy_by_step"],
+            "accuracy_heldout_units_and_settings": (
+                evaluation["heldout_units_and_settings"]["min_accuracy"]
+            ),
+        },
+        "fooling": fooling,
+        "robustness": robustness,
+        "files": {"model": "model", "grid": "grid.png"},
+    }
+    grid = torch.cat([built.originals, fooled_fv.images, should_show])
+    return finish(CircuitResult(built, grid, figures), out)
