@@ -24,8 +24,9 @@ This module imports nothing heavy, so settings can be built (and validated) with
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from fvlab.errors import FvlabError
@@ -46,13 +47,19 @@ class Settings:
     """Base of the frozen settings dataclasses: validation on construction, JSON form.
 
     Subclasses are ``@dataclass(frozen=True)`` and override :meth:`validate` (call the helpers
-    below: :func:`choice`, :func:`at_least`, :func:`in_range`)."""
+    below: :func:`choice`, :func:`at_least`, :func:`positive`, :func:`in_range`;
+    :meth:`normalise` stores a field's normalised form)."""
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise :class:`SettingsError` for an invalid parameter (default: nothing to check)."""
+
+    def normalise(self, name: str, value: Any) -> None:
+        """Store the normalised form of field ``name`` (e.g. a list as a tuple) on this frozen
+        object; for use inside :meth:`validate` only."""
+        object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as JSON-able data (paths as strings, tuples as lists)."""
@@ -64,6 +71,25 @@ class Settings:
 
 
 S = TypeVar("S", bound=Settings)
+
+
+def defaults(cls: type[Settings]) -> SimpleNamespace:
+    """The default of every field of the settings class ``cls`` that has one, as attributes
+    (the CLI's option defaults read them, so each default is written once)."""
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+    return SimpleNamespace(**values)
+
+
+def from_options(cls: type[S], options: Mapping[str, Any], **values: Any) -> S:
+    """``cls`` built from the entries of ``options`` (e.g. a command's parsed options) that
+    name one of its fields, overridden by ``values``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{**{k: v for k, v in options.items() if k in names}, **values})
 
 
 def _jsonable(value: Any) -> Any:
@@ -89,6 +115,12 @@ def at_least(parameter: str, value: float | None, minimum: float) -> None:
     """``value`` (if not None) must be ≥ ``minimum``."""
     if value is not None and not value >= minimum:
         raise SettingsError(parameter, f"must be >= {minimum}, got {value}")
+
+
+def positive(parameter: str, value: float | None) -> None:
+    """``value`` (if not None) must be > 0."""
+    if value is not None and not value > 0:
+        raise SettingsError(parameter, f"must be positive (> 0), got {value}")
 
 
 def in_range(parameter: str, value: float | None, low: float, high: float) -> None:

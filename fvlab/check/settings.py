@@ -15,24 +15,13 @@ from typing import TYPE_CHECKING
 
 from fvlab.activations.sweep import REDUCTIONS
 from fvlab.check.similarity import check_metric
-from fvlab.jobs import Settings, SettingsError, at_least, choice, in_range, unit_tuple
+from fvlab.jobs import Settings, SettingsError, at_least, choice, in_range, positive, unit_tuple
 
 if TYPE_CHECKING:
     from fvlab.data.dataset import Dataset
     from fvlab.models.zoo import LoadedModel
 
 SPLITS: tuple[str, ...] = ("test", "train")
-
-
-def positive(parameter: str, value: float) -> None:
-    """``value`` must be > 0."""
-    if not value > 0:
-        raise SettingsError(parameter, f"must be positive, got {value}")
-
-
-def _set(settings: Settings, name: str, value: object) -> None:
-    """Store a normalised value on a frozen settings object (during validation only)."""
-    object.__setattr__(settings, name, value)
 
 
 def _names(value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
@@ -57,7 +46,7 @@ class NaturalData(Settings):
         choice("split", self.split, SPLITS)
         at_least("size", self.size, 1)
         if self.data is not None:
-            _set(self, "data", Path(self.data))
+            self.normalise("data", Path(self.data))
 
     def dataset(self, model: LoadedModel) -> Dataset:
         """The natural images for ``model``: a folder at ``size`` px if given, else
@@ -105,9 +94,9 @@ class PathsSettings(NaturalData):
     def validate(self) -> None:
         super().validate()
         classes = unit_tuple("classes", self.classes)
-        _set(self, "classes", classes)
-        _set(self, "logits", unit_tuple("logits", self.logits))
-        _set(self, "layers", _names(self.layers))
+        self.normalise("classes", classes)
+        self.normalise("logits", unit_tuple("logits", self.logits))
+        self.normalise("layers", _names(self.layers))
         if self.logits is not None and len(self.logits) != len(classes):
             raise SettingsError(
                 "logits", f"got {len(self.logits)} logit ids for {len(classes)} classes; one each"
@@ -167,9 +156,9 @@ class AuditSettings(NaturalData):
         super().validate()
         if not self.layer:
             raise SettingsError("layer", "no layer given (see `fvlab layers`)")
-        _set(self, "units", unit_tuple("units", self.units))
-        _set(self, "snapshot_steps", tuple(int(t) for t in self.snapshot_steps))
-        _set(self, "path_layers", _names(self.path_layers))
+        self.normalise("units", unit_tuple("units", self.units))
+        self.normalise("snapshot_steps", tuple(int(t) for t in self.snapshot_steps))
+        self.normalise("path_layers", _names(self.path_layers))
         at_least("images", self.images, 2)
         at_least("steps", self.steps, 1)
         at_least("top_k", self.top_k, 2)  # exemplar pairs are compared
@@ -202,11 +191,11 @@ class SilentCheckSettings(NaturalData):
     def validate(self) -> None:
         super().validate()
         if self.layers == "":
-            _set(self, "layers", None)
+            self.normalise("layers", None)
         elif isinstance(self.layers, str):
-            _set(self, "layers", tuple(n.strip() for n in self.layers.split(",") if n.strip()))
+            self.normalise("layers", tuple(n.strip() for n in self.layers.split(",") if n.strip()))
         elif self.layers is not None:
-            _set(self, "layers", tuple(self.layers))
+            self.normalise("layers", tuple(self.layers))
         if self.layers is not None and not self.layers:
             raise SettingsError("layers", "none given; name layers or pass None for every ReLU")
         if not 0.0 <= self.max_fraction < 1.0:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fvlab.int_lists import parse_int_list  # noqa: F401 (the unit-list parser of every command)
+from fvlab.jobs import defaults
 
 ModelOpt = Annotated[
     str,
@@ -43,3 +47,34 @@ MetricOpt = Annotated[
 
 # --- options of the fool pillar's commands (fool circuit, fool silent) ---
 UnitsOpt = Annotated[str | None, typer.Option(help="Units to fool: '0-9', '1,4,7'; default all.")]
+
+
+F = typing.TypeVar("F", bound=Callable[..., None])
+
+
+def settings_options(cls: type, helps: Mapping[str, str | tuple[str, str]]) -> Callable[[F], F]:
+    """Decorator: append to a command one keyword-only typer option per field of the settings
+    class ``cls`` named in ``helps`` (its help text, or ``(flag, help text)`` when the flag is
+    not ``--field-name``); the option's type and default are the field's. The command takes
+    them in ``**options``."""
+    hints = typing.get_type_hints(cls)
+    values = defaults(cls)
+
+    def decorate(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        for name, text in helps.items():
+            flag, help_text = text if isinstance(text, tuple) else (None, text)
+            option = typer.Option(flag, help=help_text) if flag else typer.Option(help=help_text)
+            params.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Annotated[hints[name], option],
+                    default=getattr(values, name),
+                )
+            )
+        command.__signature__ = signature.replace(parameters=params)
+        return command
+
+    return decorate

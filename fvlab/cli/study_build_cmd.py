@@ -1,52 +1,15 @@
-"""``fvlab study build``: the stimuli of a causal-understanding study (PNG + manifest.json).
-
-Also :func:`settings_options`, which the ``fvlab study`` commands use to declare one option per
-settings field (type and default from the settings class, so each default is written once).
-"""
+"""``fvlab study build``: the stimuli of a causal-understanding study (PNG + manifest.json)."""
 
 from __future__ import annotations
 
-import inspect
-import typing
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from fvlab.cli import common as c
-from fvlab.study.settings import StudySettings, defaults
-
-F = typing.TypeVar("F", bound=Callable[..., None])
-
-
-def settings_options(cls: type, helps: Mapping[str, str | tuple[str, str]]) -> Callable[[F], F]:
-    """Decorator: append to a command one keyword-only typer option per field of the settings
-    class ``cls`` named in ``helps`` (its help text, or ``(flag, help text)`` when the flag is
-    not ``--field-name``); the option's type and default are the field's. The command takes
-    them in ``**options``."""
-    hints = typing.get_type_hints(cls)
-    values = defaults(cls)
-
-    def decorate(command: F) -> F:
-        signature = inspect.signature(command, eval_str=True)
-        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        for name, text in helps.items():
-            flag, help_text = text if isinstance(text, tuple) else (None, text)
-            option = typer.Option(flag, help=help_text) if flag else typer.Option(help=help_text)
-            params.append(
-                inspect.Parameter(
-                    name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Annotated[hints[name], option],
-                    default=getattr(values, name),
-                )
-            )
-        command.__signature__ = signature.replace(parameters=params)
-        return command
-
-    return decorate
-
+from fvlab.cli.common import settings_options
+from fvlab.study.settings import StudySettings
 
 BUILD_OPTIONS = {
     "split": "Fashion-MNIST split to draw exemplars from: train or test.",

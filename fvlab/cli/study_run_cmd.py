@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from fvlab.cli.common import QuietOpt, SeedOpt
-from fvlab.cli.study_build_cmd import settings_options
+from fvlab.cli.common import QuietOpt, SeedOpt, settings_options
 from fvlab.errors import FvlabError
+from fvlab.jobs import from_options
 from fvlab.study.manifest import CONDITIONS
 from fvlab.study.settings import (
     AnalysisSettings,
@@ -21,7 +21,6 @@ from fvlab.study.settings import (
     PowerSettings,
     ServerSettings,
     TrialConfig,
-    from_options,
 )
 
 TRIAL_OPTIONS = {

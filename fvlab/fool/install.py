@@ -18,6 +18,7 @@ unchanged. Its pieces:
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -88,7 +89,7 @@ class Base:
         return cls(model.name, model.weights, state)
 
 
-class Installed:
+class Installed(ABC):
     """Base of a built construction (``BuiltCircuit``, ``BuiltSilent``): ``model`` is the
     fooled LoadedModel, ``base`` rebuilds the original; subclasses name their ``construction``
     and give the manifest's JSON parameters and tensors."""
@@ -97,13 +98,13 @@ class Installed:
     model: LoadedModel
     base: Base
 
+    @abstractmethod
     def saved_params(self) -> dict[str, Any]:
         """JSON parameters for the manifest (what ``rebuild`` reads)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def saved_tensors(self) -> dict[str, torch.Tensor]:
         """Tensors for ``tensors.pt`` (without the base weights, which are added here)."""
-        raise NotImplementedError
 
     def save(self, directory: str | Path) -> Path:
         """Write the fooled model in fvlab's saved-model format (``fvlab.load(directory)``

@@ -20,16 +20,13 @@ from fvlab.models.probe import check_units
 from fvlab.optvis import objectives as obj
 from fvlab.optvis.loop import Callback, OptimizerFactory, RenderResult, optimise
 from fvlab.optvis.param import PhaseImage, estimate_magnitude, make_param
-from fvlab.optvis.settings import DEFAULT_STEPS, FIELDS, LUCID, RenderSettings
+from fvlab.optvis.settings import FIELDS, LUCID, RenderSettings
 from fvlab.optvis.transforms import Transform, make_transforms
 
 if TYPE_CHECKING:
     from fvlab.models.zoo import LoadedModel
 
 __all__ = ["LUCID", "RenderResult", "RenderSettings", "make_param", "natural_magnitude", "render"]
-
-#: lucid's update count for thresholds=(512,): 513 updates, see fvlab.optvis.loop.optimise
-LUCID_STEPS = DEFAULT_STEPS
 
 
 def _loaded(model) -> LoadedModel:

@@ -37,7 +37,7 @@ class RenderJobSettings(Settings):
     render: RenderSettings = field(default_factory=RenderSettings)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "units", unit_tuple("units", self.units))
+        self.normalise("units", unit_tuple("units", self.units))
         super().__post_init__()
 
     def validate(self) -> None:

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from fvlab.jobs import Settings, SettingsError, at_least, choice
+from fvlab.jobs import Settings, SettingsError, at_least, choice, positive
 
 #: updates when neither ``steps`` nor ``thresholds`` is given (lucid's 512)
 DEFAULT_STEPS = 512
@@ -53,7 +53,7 @@ class RenderSettings(Settings):
 
     def __post_init__(self) -> None:
         thresholds = tuple(sorted({int(t) for t in self.thresholds or ()}))
-        object.__setattr__(self, "thresholds", thresholds)
+        self.normalise("thresholds", thresholds)
         super().__post_init__()
 
     def validate(self) -> None:
@@ -61,8 +61,7 @@ class RenderSettings(Settings):
         at_least("size", self.size, 1)
         choice("param", self.param, PARAM_NAMES)
         choice("transforms", self.transforms, TRANSFORM_NAMES)
-        if self.lr is not None and not self.lr > 0:
-            raise SettingsError("lr", f"must be > 0, got {self.lr}")
+        positive("lr", self.lr)
         if self.thresholds and self.thresholds[0] < 1:
             raise SettingsError("thresholds", f"must be update counts >= 1, got {self.thresholds}")
         if self.steps and self.thresholds and self.thresholds[-1] > self.steps:

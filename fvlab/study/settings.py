@@ -17,38 +17,14 @@ the parameter. Whether units exist in the model is checked when the build runs.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
 from fvlab.errors import FvlabError
-from fvlab.jobs import Settings, SettingsError, at_least, choice, in_range
+from fvlab.jobs import Settings, SettingsError, at_least, choice, in_range, positive
 from fvlab.study.manifest import CONDITIONS
-
-S = TypeVar("S", bound=Settings)
-
-
-def defaults(cls: type[Settings]) -> SimpleNamespace:
-    """The default of every field of the settings class ``cls`` that has one, as attributes
-    (the CLI's option defaults read them, so each default is written once)."""
-    values = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            values[f.name] = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            values[f.name] = f.default_factory()
-    return SimpleNamespace(**values)
-
-
-def from_options(cls: type[S], options: Mapping[str, Any], **values: Any) -> S:
-    """``cls`` built from the entries of ``options`` (e.g. a command's parsed options) that
-    name one of its fields, overridden by ``values``."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{**{k: v for k, v in options.items() if k in names}, **values})
-
 
 #: a unit of a layer: (layer name, channel index)
 LayerUnit = tuple[str, int]
@@ -135,7 +111,7 @@ class StudySettings(Settings):
     NOT_RECORDED = ("units", "data", "model_source")
 
     def validate(self) -> None:
-        object.__setattr__(self, "units", _layer_units(self.units))
+        self.normalise("units", _layer_units(self.units))
         choice("split", self.split, ("train", "test"))
         if self.bins < 2 or self.top_k % self.bins:
             raise SettingsError(
@@ -162,8 +138,7 @@ class StudySettings(Settings):
             raise SettingsError("max_images", f"{self.max_images} is below top_k {self.top_k}")
         if self.blur_kernel is not None and (self.blur_kernel < 1 or self.blur_kernel % 2 == 0):
             raise SettingsError("blur_kernel", f"must be an odd size >= 1, got {self.blur_kernel}")
-        if self.blur_sigma is not None and not self.blur_sigma > 0:
-            raise SettingsError("blur_sigma", f"must be > 0, got {self.blur_sigma}")
+        positive("blur_sigma", self.blur_sigma)
 
     def recorded(self) -> dict:
         """The settings as the manifest records them under ``build``."""
@@ -206,7 +181,7 @@ class AnalysisSettings(Settings):
     seed: int = 0
 
     def validate(self) -> None:
-        object.__setattr__(self, "study_dir", Path(self.study_dir))
+        self.normalise("study_dir", Path(self.study_dir))
         at_least("n_resamples", self.n_resamples, 1)
 
 
@@ -220,7 +195,7 @@ class TrialConfig(Settings):
     conditions: tuple[str, ...] = CONDITIONS
 
     def validate(self) -> None:
-        object.__setattr__(self, "conditions", tuple(self.conditions))
+        self.normalise("conditions", tuple(self.conditions))
         lows = {"n_main": 1, "n_catch": 0, "n_practice": 0}
         for name, low in lows.items():
             if getattr(self, name) < low:

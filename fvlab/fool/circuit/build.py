@@ -63,8 +63,8 @@ class CircuitConstruction(Settings):
     def validate(self) -> None:
         if self.mode not in MODES:
             raise SettingsError("mode", f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
-        object.__setattr__(self, "units", unit_tuple("units", self.units))
-        object.__setattr__(self, "mapping", unit_tuple("mapping", self.mapping))
+        self.normalise("units", unit_tuple("units", self.units))
+        self.normalise("mapping", unit_tuple("mapping", self.mapping))
         at_least("margin", self.margin, 0.0)
         at_least("render_steps", self.render_steps, 1)
         at_least("relu_redirect_steps", self.relu_redirect_steps, 0)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fvlab.jobs import Settings, SettingsError, at_least, in_range
+from fvlab.jobs import Settings, at_least, in_range, positive
 from fvlab.optvis.transforms import make_transforms
 from fvlab.progress import progress_bar
 
@@ -89,8 +89,7 @@ class DetectorTraining(Settings):
         at_least("steps", self.steps, 1)
         at_least("batch_size", self.batch_size, 1)
         in_range("transform_prob", self.transform_prob, 0.0, 1.0)
-        if not self.lr > 0:
-            raise SettingsError("lr", f"must be > 0, got {self.lr}")
+        positive("lr", self.lr)
 
 
 def train_detector(

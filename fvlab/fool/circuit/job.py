@@ -61,6 +61,8 @@ class CircuitSettings(CircuitConstruction):
         super().validate()
         if self.mode == "target" and not self.target:
             raise SettingsError("target", "target mode needs an image file or builtin:NAME")
+        if self.target is not None:
+            check_image_target(self.target)
 
 
 @dataclass
@@ -118,7 +120,6 @@ def run_circuit(
         )
     target = None
     if settings.mode == "target":
-        check_image_target(settings.target)
         target = resolve_target(model, settings.target, show_progress=show_progress)[0][0]
     detector_file, detector, record = _detector(model, settings)
     natural_train, _ = FashionMNIST("train", stop=10000).load()

@@ -81,7 +81,7 @@ class SilentConstruction(Settings):
     seed: int = 0
 
     def validate(self) -> None:
-        object.__setattr__(self, "units", unit_tuple("units", self.units))
+        self.normalise("units", unit_tuple("units", self.units))
         if self.units is not None and len(set(self.units)) != len(self.units):
             raise SettingsError("units", f"units repeat in {list(self.units)}; give each once")
         if self.pooling not in POOLINGS:

@@ -53,6 +53,8 @@ class SilentSettings(SilentConstruction):
                 "give exactly one of target (an image file or builtin:NAME) or target_unit "
                 "(LAYER:IDX)",
             )
+        if self.target is not None:
+            check_image_target(self.target)
         at_least("natural_limit", self.natural_limit, 1)
         at_least("eval_limit", self.eval_limit, 1)
         at_least("fv_steps", self.fv_steps, 1)
@@ -141,8 +143,6 @@ def run_silent(
     compare the visualizations (module docstring)."""
     from fvlab.data.natural import open_dataset
 
-    if settings.target is not None:
-        check_image_target(settings.target)
     data = settings.data
     natural = head(open_dataset(model, data, "train"), settings.natural_limit, "natural_limit")
     evaluation = head(
