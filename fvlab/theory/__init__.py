@@ -11,6 +11,12 @@ These are numeric illustrations of the mechanisms described in the paper, not it
 * :mod:`~fvlab.theory.lipschitz` — the radius in which the arg max certifies the value.
 * :mod:`~fvlab.theory.convex_monotone` — convex / monotone pairs with identical extrema.
 * :mod:`~fvlab.theory.toy_fooling` — a 2-D classifier with a gated, fooling unit.
+* :mod:`~fvlab.theory.erm` — two ERM-trained networks with the same loss and extremes.
+* :mod:`~fvlab.theory.positive` — constants and affine units of one input, decoded exactly.
+* :mod:`~fvlab.theory.lipschitz_small` — the L below which the visualization bounds f everywhere.
+* :mod:`~fvlab.theory.structured` — single-index monotone networks vs unstructured ones.
+
+:mod:`~fvlab.theory.table` turns the results into P1's table of function classes.
 """
 
 from fvlab.theory.run import TheoryResult, TheorySettings, run_theory

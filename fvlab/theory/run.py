@@ -1,5 +1,8 @@
 """The theory job (``fvlab theory``): run every demonstration, one plot each plus summary.json.
 
+``summary.json`` also holds ``table``: P1's function classes, each with its verdict, the
+demonstration behind it and the measured worst case (:mod:`fvlab.theory.table`).
+
 Each step builds one demonstration and returns a :class:`Demonstration` (its figures and checks,
 and how to draw its plot); :func:`run_theory` runs them in order and returns a
 :class:`TheoryResult`, whose ``save(out)`` writes ``<name>.png`` for each and ``summary.json``.
@@ -27,6 +30,14 @@ CLAIMS = {
     "can differ in value and in the order of inputs elsewhere.",
     "toy_fooling": "A gated unit in a 2-D classifier keeps every test prediction but its "
     "gradient-ascent visualization lands in another unit's arg max region.",
+    "erm": "Two networks trained on the same data to the same small loss have the same arg max "
+    "and arg min but differ by a stated margin at held-out points.",
+    "positive": "For constant units and affine units of one input, a decoder from the "
+    "visualization predicts every value (worst error <= 1e-6).",
+    "lipschitz_small": "For L <= eps / R (R: farthest distance from the arg max) the certified "
+    "radius eps / L covers the domain: the visualization bounds the unit everywhere to eps.",
+    "structured": "For single-index monotone networks f = h(a.x) the first ascent step orders "
+    "every pair; on unstructured networks of the same size the same decoder does not.",
 }
 
 
@@ -110,6 +121,34 @@ def _toy_fooling(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]
     return demo.summary(), lambda path: plot_toy_fooling(demo, path)
 
 
+def _erm(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
+    from fvlab.theory.erm import demonstrate_erm, plot_erm
+
+    demo = demonstrate_erm(seed=seed)
+    return demo.summary(), lambda path: plot_erm(demo, path)
+
+
+def _positive(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
+    from fvlab.theory.positive import demonstrate_positive, plot_positive
+
+    demo = demonstrate_positive(n_units=8 if quick else 20, seed=seed)
+    return demo.summary(), lambda path: plot_positive(demo, path)
+
+
+def _lipschitz_small(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
+    from fvlab.theory.lipschitz_small import demonstrate_small_lipschitz, plot_small_lipschitz
+
+    demo = demonstrate_small_lipschitz(n_grid=101 if quick else 201)
+    return demo.summary(), lambda path: plot_small_lipschitz(demo, path)
+
+
+def _structured(seed: int, quick: bool) -> tuple[dict, Callable[[Path], object]]:
+    from fvlab.theory.structured import demonstrate_structured, plot_structured
+
+    demo = demonstrate_structured(n_nets=4 if quick else 8, seed=seed)
+    return demo.summary(), lambda path: plot_structured(demo, path)
+
+
 #: name → step(seed, quick) -> (numbers with "checks", plot(path))
 STEPS: dict[str, Callable[[int, bool], tuple[dict, Callable[[Path], object]]]] = {
     "relu_tents": _relu_tents,
@@ -117,6 +156,10 @@ STEPS: dict[str, Callable[[int, bool], tuple[dict, Callable[[Path], object]]]] =
     "lipschitz": _lipschitz,
     "convex_monotone": _convex_monotone,
     "toy_fooling": _toy_fooling,
+    "erm": _erm,
+    "positive": _positive,
+    "lipschitz_small": _lipschitz_small,
+    "structured": _structured,
 }
 
 
@@ -145,6 +188,14 @@ class TheoryResult:
             f"{d.name}: {c}" for d in self.demonstrations for c, ok in d.checks.items() if not ok
         ]
 
+    def table(self) -> list[dict[str, Any]]:
+        """P1's table of function classes (:mod:`fvlab.theory.table`) from these results."""
+        from fvlab.theory.table import build_table
+
+        summaries = {d.name: d.numbers for d in self.demonstrations}
+        passed = {d.name: all(d.checks.values()) for d in self.demonstrations}
+        return build_table(summaries, passed)
+
     def summary(self) -> dict[str, Any]:
         return {
             "seed": self.settings.seed,
@@ -153,6 +204,7 @@ class TheoryResult:
             "seconds": round(self.seconds, 3),
             "note": "numeric illustrations of the mechanisms, not the paper's theorems; "
             "see docs/theory.md",
+            "table": self.table(),
             "demonstrations": {d.name: d.summary() for d in self.demonstrations},
         }
 
