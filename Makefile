@@ -5,14 +5,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.fvlab-installed
 OUT    ?= out/demo
 
-.PHONY: setup data web browser test demo lint format bench-deps clean-venv
+.PHONY: setup data web browser postgres test demo lint format bench-deps clean-venv
 
 setup: $(STAMP) data web
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
 data:
@@ -26,7 +26,11 @@ web:
 browser:
 	@bash scripts/ensure-chromium.sh
 
-test: setup browser
+# PostgreSQL's server programs (Debian package) for the study's tests on a real PostgreSQL.
+postgres:
+	@bash scripts/ensure-postgres.sh
+
+test: setup browser postgres
 	$(PY) -m pytest -q
 
 demo: setup

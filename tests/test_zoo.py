@@ -79,3 +79,67 @@ def test_user_module_with_spec():
     model = fvlab.from_module(module, spec, "four-channel")
     assert model(torch.rand(1, 4, 16, 16)).shape == (1, 2, 14, 14)
     assert model.layer_names() == ["0", "1"]
+
+
+# -- fmnist-resnet18: torchvision's ResNet-18, trained on Fashion-MNIST at 64 px -----------------
+def _resnet18_weights():
+    from fvlab.models.resnet18.model import WEIGHTS
+
+    if not WEIGHTS.is_file():
+        pytest.skip(f"{WEIGHTS} not committed yet (train: python -m fvlab.models.resnet18.train)")
+    return WEIGHTS
+
+
+@pytest.fixture(scope="module")
+def resnet18_model():
+    _resnet18_weights()
+    return fvlab.load("fmnist-resnet18")
+
+
+def test_fmnist_resnet18_is_torchvision_code_unmodified_in_half_precision(resnet18_model):
+    import torchvision
+
+    path = _resnet18_weights()
+    assert path.stat().st_size <= 25 * 1024 * 1024
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    module = resnet18_model.module
+    assert type(module) is torchvision.models.resnet.ResNet
+    assert {type(b) for b in (*module.layer1, *module.layer4)} == {
+        torchvision.models.resnet.BasicBlock
+    }
+    reference = torchvision.models.resnet18(num_classes=10).state_dict()
+    state = module.state_dict()
+    assert list(state) == list(reference)
+    assert all(
+        state[k].shape == v.shape and state[k].dtype == v.dtype for k, v in reference.items()
+    )
+    spec = resnet18_model.spec
+    assert (spec.channels, spec.size) == (3, 64)
+    assert resnet18_model.class_names[0] == "T-shirt/top"
+
+
+def test_fmnist_resnet18_natural_images_are_fashion_mnist_at_64_px(resnet18_model):
+    import torch.nn.functional as F
+
+    from fvlab.data.fashion_mnist import FashionMNIST
+    from fvlab.data.natural import open_dataset
+
+    dataset = open_dataset(resnet18_model, None, "test").slice(100, 164)
+    assert dataset.start == 100 and len(dataset) == 64 and len(open_dataset(resnet18_model, None))
+    images, labels = next(dataset.batches(64))
+    grey, grey_labels = next(FashionMNIST("test", start=100, stop=164).batches(64))
+    assert images.shape == (64, 3, 64, 64) and torch.equal(labels, grey_labels)
+    assert images.min() >= 0 and images.max() <= 1
+    expected = F.interpolate(grey, size=(64, 64), mode="bilinear", align_corners=False)
+    assert torch.equal(images[:, 1:2], expected) and torch.equal(images[:, 0], images[:, 2])
+
+
+def test_fmnist_resnet18_top1_on_real_test_images(resnet18_model):
+    from fvlab.data.dataset import head
+    from fvlab.data.natural import open_dataset
+
+    dataset = head(open_dataset(resnet18_model, None, "test"), 2000)
+    accuracy = top1_accuracy(resnet18_model, dataset, show_progress=False)
+    assert accuracy.n_images == 2000
+    assert accuracy.top1 >= 0.88  # all 10,000 test images: see fmnist-resnet18.json

@@ -24,9 +24,24 @@ For every unit u (channel spatial mean, or a linear layer's output) the audit me
               natural image). Reported, not scored: P1 found FVs of clean units near 0 in
               most layers, so a low value alone is not a sign of manipulation.
 
-Score = max(excess / thresholds.excess, jump / thresholds.jump, thresholds.silent / active); a unit
-is flagged when its score is >= 1, with the reasons (``out_of_distribution``, ``gate``,
-``silent``) that crossed their threshold. All units are rendered in ONE batched optimisation.
+* ``gradient`` the gradient residual ρ ∈ [0, 1] of u's response along the paths from its top
+              ``path_exemplars`` exemplars to its FV (:mod:`fvlab.check.gradient_path`): how much
+              of the change of the function along the path its autograd gradient — the one the
+              FV follows — does not account for. ≈ 0 for a network whose gradient is its true
+              derivative; large behind any gate whose switch carries no gradient, hard or
+              continuous (no discontinuity needed, no module inspected).
+* ``valley``  the response landscape along the same paths: how far u's response r(t) dips
+              below the lower of its two ends, (min(r(0), r(1)) − min_t r(t)) / (max_nat −
+              mean_nat), the largest over the paths. A unit whose FV is the top of the landscape
+              its natural exemplars climb gives ≈ 0; an FV planted in a bowl of its own far from
+              the natural images (a gradient slingshot, push-up of a decoy) or reached through a
+              gate that first switches the natural unit off sits behind a valley.
+
+Score = max over the parts excess / thresholds.excess, jump / thresholds.jump, thresholds.silent
+/ active, gradient / thresholds.gradient, valley / thresholds.valley; a unit is flagged when its
+score is >= 1, with the reasons (``out_of_distribution``, ``gate``, ``silent``, ``gradient``,
+``valley``) that crossed their threshold. Units are rendered in batches of ``batch_size`` units
+(one optimisation each), so memory is bounded whatever the layer's width.
 
 :func:`audit` runs the steps on a dataset; :func:`run_audit` is the job (``fvlab audit``):
 natural images from the settings, :func:`audit`, and :meth:`AuditResult.save` (audit.csv,
@@ -44,6 +59,7 @@ import numpy as np
 import torch
 
 from fvlab.activations.sweep import sweep
+from fvlab.check.gradient_path import gradient_path
 from fvlab.check.interpolation import PathResponse, response_path
 from fvlab.check.paths import ExemplarPaths, exemplar_path_similarity
 from fvlab.check.report import write_audit_html, write_csv
@@ -58,7 +74,7 @@ from fvlab.report.summary import write_summary
 if TYPE_CHECKING:
     from fvlab.models.zoo import LoadedModel
 
-FLAGS = ("out_of_distribution", "gate", "silent")
+FLAGS = ("out_of_distribution", "gate", "silent", "gradient", "valley")
 
 
 @dataclass
@@ -112,15 +128,37 @@ def _path_layers(model: LoadedModel, layer: str, path_layers: Sequence[str] | No
     return order[: order.index(layer) + 1] if layer in order else [*order, layer]
 
 
-def score_units(
-    excess: np.ndarray, jump: np.ndarray, active: np.ndarray, thresholds: AuditThresholds
-) -> tuple[np.ndarray, list[list[str]]]:
-    """Combined score and flag reasons per unit (see the module docstring)."""
+def score_parts(
+    excess: np.ndarray,
+    jump: np.ndarray,
+    active: np.ndarray,
+    thresholds: AuditThresholds,
+    gradient: np.ndarray | None = None,
+    valley: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Each signal divided by its threshold (≥ 1 = flagged), per unit (module docstring)."""
     parts = {
         "out_of_distribution": excess / thresholds.excess,
         "gate": jump / thresholds.jump,
         "silent": thresholds.silent / np.maximum(active, 1e-12),
     }
+    if gradient is not None:
+        parts["gradient"] = gradient / thresholds.gradient
+    if valley is not None:
+        parts["valley"] = valley / thresholds.valley
+    return parts
+
+
+def score_units(
+    excess: np.ndarray,
+    jump: np.ndarray,
+    active: np.ndarray,
+    thresholds: AuditThresholds,
+    gradient: np.ndarray | None = None,
+    valley: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[list[str]]]:
+    """Combined score and flag reasons per unit (see the module docstring)."""
+    parts = score_parts(excess, jump, active, thresholds, gradient, valley)
     score = np.max(np.stack(list(parts.values())), axis=0)
     flags = [[name for name, part in parts.items() if part[i] >= 1] for i in range(len(score))]
     return score, flags
@@ -193,26 +231,34 @@ class _Render:
 def _render(
     model: LoadedModel, settings: AuditSettings, unit_ids: list[int], show_progress: bool
 ) -> _Render:
-    """Step 2: one batched render of every unit, with snapshots and ReLU redirection."""
+    """Step 2: batched renders of ``batch_size`` units at a time, with snapshots and ReLU
+    redirection."""
     import fvlab
 
     steps = settings.steps
-    render = fvlab.render(
-        model,
-        settings.layer,
-        unit_ids,
-        steps=steps,
-        seed=settings.seed,
-        size=settings.size,
-        thresholds=[t for t in settings.snapshot_steps if t < steps] + [steps],
-        relu_redirect_steps=settings.relu_redirect_steps,
-        show_progress=show_progress,
-    )
+    thresholds = [t for t in settings.snapshot_steps if t < steps] + [steps]
+    chunks = []
+    for first in range(0, len(unit_ids), settings.batch_size):
+        chunks.append(
+            fvlab.render(
+                model,
+                settings.layer,
+                unit_ids[first : first + settings.batch_size],
+                steps=steps,
+                seed=settings.seed,
+                size=settings.size,
+                thresholds=thresholds,
+                relu_redirect_steps=settings.relu_redirect_steps,
+                show_progress=show_progress,
+            )
+        )
+    early = [t for t in chunks[0].snapshots if t < steps]
+    images = torch.cat([c.images for c in chunks])
     return _Render(
-        images=render.images,
-        endpoints=[render.images] + [img for t, img in render.snapshots.items() if t < steps],
-        endpoint_steps=[steps] + [t for t in render.snapshots if t < steps],
-        activation=render.objective.double().numpy(),
+        images=images,
+        endpoints=[images] + [torch.cat([c.snapshots[t] for c in chunks]) for t in early],
+        endpoint_steps=[steps, *early],
+        activation=torch.cat([c.objective for c in chunks]).double().numpy(),
     )
 
 
@@ -255,15 +301,79 @@ def _jumps(
     return response, response.jump.view(n_exemplars * n_ends, len(unit_ids))
 
 
+def _chunks(n: int, size: int) -> list[slice]:
+    """Consecutive slices of at most ``size`` of range(n)."""
+    return [slice(first, min(first + size, n)) for first in range(0, n, size)]
+
+
+def _chunked_jumps(
+    model: LoadedModel,
+    settings: AuditSettings,
+    unit_ids: list[int],
+    exemplars: torch.Tensor,
+    endpoints: list[torch.Tensor],
+) -> tuple[PathResponse, torch.Tensor]:
+    """:func:`_jumps` over ``batch_size`` units at a time (the path images of one chunk only are
+    alive at once), reassembled in the row order of :func:`_jumps` (e-major, endpoint, unit)."""
+    parts = [
+        _jumps(model, settings, unit_ids[c], exemplars[c], [end[c] for end in endpoints])
+        for c in _chunks(len(unit_ids), settings.batch_size)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    rows = len(endpoints) * settings.path_exemplars
+
+    def joined(values: list[torch.Tensor]) -> torch.Tensor:
+        shaped = [v.reshape(rows, -1, *v.shape[1:]) for v in values]
+        return torch.cat(shaped, dim=1).flatten(0, 1)
+
+    first = parts[0][0]
+    response = PathResponse(
+        t=first.t,
+        response=joined([p.response for p, _ in parts]),
+        jump=joined([p.jump for p, _ in parts]),
+        jump_at=joined([p.jump_at for p, _ in parts]),
+        width=first.width,
+    )
+    return response, torch.cat([j for _, j in parts], dim=1)
+
+
+def _gradient_residual(
+    model: LoadedModel,
+    settings: AuditSettings,
+    unit_ids: list[int],
+    exemplars: torch.Tensor,
+    images: torch.Tensor,
+) -> np.ndarray:
+    """Step 3b: the gradient residual ρ (E, U) of the paths from each unit's top
+    ``path_exemplars`` exemplars to its final FV (:mod:`fvlab.check.gradient_path`)."""
+    n_exemplars = settings.path_exemplars
+    starts = exemplars[:, :n_exemplars].transpose(0, 1).flatten(0, 1)  # e-major, then u
+    result = gradient_path(
+        model,
+        settings.layer,
+        torch.as_tensor(unit_ids * n_exemplars),
+        starts,
+        images.repeat(n_exemplars, 1, 1, 1),
+        grid=settings.gradient_grid,
+        batch_size=settings.batch_size,
+    )
+    return result.residual.view(n_exemplars, len(unit_ids)).numpy()
+
+
 def audit(
     model: LoadedModel,
-    dataset: Dataset,
-    settings: AuditSettings,
+    dataset: Dataset | str,
+    settings: AuditSettings | Dataset | None = None,
     *,
     show_progress: bool = True,
+    **options,
 ) -> AuditResult:
     """Audit ``settings.units`` (default: all) of ``settings.layer`` against natural images
     from ``dataset`` (all of it: :func:`run_audit` applies ``settings.images``).
+
+    Two call forms: ``audit(model, dataset, AuditSettings(...))`` or
+    ``audit(model, layer, dataset, units=..., steps=..., **other AuditSettings fields)``.
 
     Steps: (1) one streaming sweep of ``dataset`` for per-unit statistics (spatial mean:
     moments and top-``top_k`` exemplars; spatial max: active fraction; a random sample of
@@ -275,6 +385,11 @@ def audit(
     its final FV and to each snapshot, with bisected jumps (several exemplars: a gate may
     misroute the most extreme natural image, and a path whose two ends it routes alike has
     nothing to jump); (4) exemplar path similarity; (5) scores and flags."""
+    if isinstance(dataset, str):  # audit(model, layer, dataset, units=..., steps=...)
+        dataset, settings = settings, AuditSettings(layer=dataset, **options)
+    elif options or not isinstance(settings, AuditSettings):
+        raise FvlabError("call audit(model, dataset, AuditSettings(...)) or "
+                         "audit(model, layer, dataset, units=..., steps=...)")  # fmt: skip
     layer = settings.layer
     unit_ids = check_units(model, layer, settings.units)
     if len(dataset) < max(settings.top_k, settings.n_reference):
@@ -284,15 +399,23 @@ def audit(
     natural = _natural_statistics(model, dataset, settings, unit_ids, show_progress)
     fv = _render(model, settings, unit_ids, show_progress)
     exemplars, reference = _fetch(dataset, natural, fv.images.shape[-1], settings.batch_size)
-    with progress_bar("audit: paths", 2, show_progress) as advance:
-        response, jumps = _jumps(model, settings, unit_ids, exemplars, fv.endpoints)
+    with progress_bar("audit: paths", 3, show_progress) as advance:
+        response, jumps = _chunked_jumps(model, settings, unit_ids, exemplars, fv.endpoints)
+        advance(1)
+        gradient = np.concatenate(
+            [
+                _gradient_residual(model, settings, unit_ids[c], exemplars[c], fv.images[c])
+                for c in _chunks(len(unit_ids), settings.batch_size)
+            ],
+            axis=1,
+        )
         advance(1)
         layers = _path_layers(model, layer, settings.path_layers)
         paths = exemplar_path_similarity(
             model, fv.images, exemplars, reference, layers, metric=settings.metric
         )
         advance(1)
-    rows = _rows(unit_ids, natural, fv, response, jumps, paths, settings.thresholds)
+    rows = _rows(unit_ids, natural, fv, response, jumps, paths, gradient, settings.thresholds)
     used = {
         "steps": settings.steps,
         "top_k": settings.top_k,
@@ -305,6 +428,8 @@ def audit(
         "path_exemplars": settings.path_exemplars,
         "relu_redirect_steps": settings.relu_redirect_steps,
         "path_endpoints": fv.endpoint_steps,
+        "gradient_grid": settings.gradient_grid,
+        "batch_size": settings.batch_size,
     }
     return AuditResult(model.name, layer, rows, layers, used, fv.images, exemplars[:, 0])
 
@@ -316,6 +441,7 @@ def _rows(
     response: PathResponse,
     jumps: torch.Tensor,
     paths: ExemplarPaths,
+    gradient: np.ndarray,
     thresholds: AuditThresholds,
 ) -> list[dict]:
     """Step 5: the measures, score and flags of every unit (module docstring)."""
@@ -325,7 +451,9 @@ def _rows(
     spread = np.maximum(natural.max - natural.mean, 1e-12)
     excess = (fv.activation - natural.mean) / spread
     jump = jumps.amax(0).numpy() / np.maximum(natural.position_range, 1e-12)
-    score, flags = score_units(excess, jump, natural.active, thresholds)
+    valley = _valley(response, n_units, n_ends) / spread
+    residual = gradient.max(0)
+    score, flags = score_units(excess, jump, natural.active, thresholds, residual, valley)
     normalised = paths.normalised
     return [
         {
@@ -338,6 +466,8 @@ def _rows(
             "jump_endpoint_step": int(fv.endpoint_steps[int(worst[i]) % n_ends]),
             "jump_exemplar_rank": int(worst[i]) // n_ends + 1,
             "active_fraction": float(natural.active[i]),
+            "gradient": float(residual[i]),
+            "valley": float(valley[i]),
             "path_at_layer": float(normalised[-1, i]),
             "path_mean": float(np.nanmean(normalised[:, i])),
             "fv_activation": float(fv.activation[i]),
@@ -350,6 +480,16 @@ def _rows(
         }
         for i, unit in enumerate(unit_ids)
     ]
+
+
+def _valley(response: PathResponse, n_units: int, n_ends: int) -> np.ndarray:
+    """Per unit, the largest dip min(r(0), r(1)) − min_t r(t) of the paths from its exemplars to
+    its final FV (endpoint 0; rows of ``response`` are e-major, then endpoint, then unit), in
+    activation units (U,)."""
+    r = response.response.view(-1, n_ends, n_units, response.response.shape[-1])[:, 0]
+    ends = torch.minimum(r[..., 0], r[..., -1])
+    dip = (ends - r.amin(-1)).clamp_min(0)
+    return dip.amax(0).numpy()
 
 
 def run_audit(

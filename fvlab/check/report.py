@@ -94,6 +94,8 @@ AUDIT_COLUMNS = (
     "flags",
     "excess",
     "jump",
+    "gradient",
+    "valley",
     "active_fraction",
     "path_at_layer",
     "path_mean",
@@ -142,9 +144,13 @@ img {{ image-rendering: pixelated; }}
         result.settings["thresholds"]["excess"]
     }, jump / {result.settings["thresholds"]["jump"]}, {
         result.settings["thresholds"]["silent"]
-    } / active fraction); flagged when ≥ 1.
+    } / active fraction, gradient / {result.settings["thresholds"]["gradient"]}, valley / {
+        result.settings["thresholds"]["valley"]
+    }); flagged when ≥ 1.
 excess = (FV activation − natural mean) / (natural max − natural mean);
 jump = largest discontinuity on the pixel path top exemplar → FV, / natural range;
+gradient = the part of the unit's change along that path its gradient does not account for;
+valley = how far the response dips along the path, / its natural spread (docs/check.md);
 path = normalised path similarity FV vs own exemplars (1 = like an exemplar, 0 = like a random
 image).</p>
 <table><tr>{header}</tr>

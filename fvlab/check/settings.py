@@ -112,15 +112,18 @@ class PathsSettings(NaturalData):
 
 @dataclass(frozen=True)
 class AuditThresholds(Settings):
-    """Flag thresholds of the audit score (defaults calibrated on clean fmnist-cnn, see
-    docs/check.md): excess (× the natural spread), jump (× the natural range), active fraction."""
+    """Flag thresholds of the audit score (see docs/check.md for how they were calibrated):
+    excess (× the natural spread), jump (× the natural range), active fraction, gradient
+    residual (∈ [0, 1]), valley (× the natural spread)."""
 
     excess: float = 10.0
     jump: float = 0.01
     silent: float = 0.001
+    gradient: float = 0.2
+    valley: float = 3.0
 
     def validate(self) -> None:
-        for name in ("excess", "jump", "silent"):
+        for name in ("excess", "jump", "silent", "gradient", "valley"):
             positive(f"thresholds.{name}", getattr(self, name))
 
 
@@ -135,7 +138,9 @@ class AuditSettings(NaturalData):
     the render that are path endpoints too; ``top_k``: exemplars per unit, of which the top
     ``path_exemplars`` start a path; ``n_reference``: random natural images (path similarity's
     level 0); ``path_layers``: layers of the path similarity (default: forward order up to
-    ``layer``); ``thresholds``: the flag thresholds of the score."""
+    ``layer``); ``gradient_grid``: grid points of the gradient residual's paths;
+    ``thresholds``: the flag thresholds of the score; ``batch_size``: images per forward pass
+    and units per render (memory is bounded by it)."""
 
     layer: str
     units: tuple[int, ...] | None = None
@@ -148,6 +153,7 @@ class AuditSettings(NaturalData):
     relu_redirect_steps: int = 16
     path_layers: tuple[str, ...] | None = None
     metric: str = "spearman"
+    gradient_grid: int = 33
     thresholds: AuditThresholds = AuditThresholds()
     batch_size: int = 256
     seed: int = 0
@@ -164,6 +170,7 @@ class AuditSettings(NaturalData):
         at_least("top_k", self.top_k, 2)  # exemplar pairs are compared
         in_range("path_exemplars", self.path_exemplars, 1, self.top_k)
         at_least("n_reference", self.n_reference, 1)
+        at_least("gradient_grid", self.gradient_grid, 2)
         at_least("relu_redirect_steps", self.relu_redirect_steps, 0)
         check_metric(self.metric)
         if not isinstance(self.thresholds, AuditThresholds):

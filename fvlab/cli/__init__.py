@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable
+from typing import NoReturn
 
 import typer
 
@@ -41,6 +42,7 @@ def command_table() -> list[tuple[str | None, str, Callable[..., None]]]:
         demo_cmd,
         fool_circuit,
         fool_silent,
+        fool_slingshot,
         models_cmd,
         render_cmd,
         study_build_cmd,
@@ -56,6 +58,7 @@ def command_table() -> list[tuple[str | None, str, Callable[..., None]]]:
         ("fool", "circuit", fool_circuit.circuit),
         ("fool", "train-detector", fool_circuit.train_detector),
         ("fool", "silent", fool_silent.fool_silent),
+        ("fool", "slingshot", fool_slingshot.fool_slingshot),
         ("check", "paths", check_paths.check_paths),
         ("check", "silent", check_silent.check_silent),
         (None, "audit", audit_cmd.audit),
@@ -88,28 +91,55 @@ def build_app() -> typer.Typer:
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
-    return f"fvlab: warning: {message}\n"
+    return f"fvlab: warning: {_one_line(str(message))}\n"
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its lines joined by spaces (messages of wrapped errors span lines)."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _click_exceptions() -> tuple[type[Exception], type[Exception] | tuple[()]]:
+    """(ClickException, NoArgsIsHelpError) of the click that typer runs on: recent typer
+    (0.29 here) has its own copy, ``typer._click``; older typer uses click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # typer on click
+        from click import exceptions
+    return exceptions.ClickException, getattr(exceptions, "NoArgsIsHelpError", ())
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"fvlab: error: {_one_line(message)}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; user errors print one line and exit with status 2, warnings
-    print one line each."""
+    """Entry point: run the app. Every error the user can cause (a missing, unknown or bad
+    option, an :class:`FvlabError`, an unusable file) prints one line ``fvlab: error: …`` on
+    stderr and exits with status 2; warnings print one line each."""
     warnings.formatwarning = _one_line_warning
+    click_error, no_args_is_help = _click_exceptions()
     app = build_app()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False: errors come here instead of click's multi-line usage text;
+        # an explicit exit (typer.Exit, Ctrl-C → 130) is returned as its status
+        status = app(args=argv, prog_name="fvlab", standalone_mode=False)
     except FvlabError as exc:
-        print(f"fvlab: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
         print("fvlab: aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except no_args_is_help as exc:  # `fvlab` or `fvlab GROUP` alone: the help text
+        exc.show()
+        sys.exit(2)
+    except click_error as exc:  # usage errors: missing/unknown option, bad value
+        context = getattr(exc, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        _fail(f"{exc.format_message()}{hint}")
+    except OSError as exc:  # a path that cannot be read or written
+        _fail(str(exc))
+    if isinstance(status, int) and status != 0:
+        sys.exit(status)

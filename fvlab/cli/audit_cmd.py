@@ -41,14 +41,24 @@ def audit(
     silent_threshold: Annotated[
         float, typer.Option(help="Flag when the unit fires on < this fraction of images.")
     ] = 0.001,
-    batch_size: c.BatchSizeOpt = 256,
+    gradient_threshold: Annotated[
+        float, typer.Option(help="Flag when the gradient residual along exemplar → FV ≥ this.")
+    ] = 0.2,
+    valley_threshold: Annotated[
+        float, typer.Option(help="Flag when the path's dip below its ends / natural spread ≥ this.")
+    ] = 3.0,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Images per forward pass and units per render (memory).")
+    ] = 256,
     seed: c.SeedOpt = 0,
     device: c.DeviceOpt = "cpu",
     quiet: c.QuietOpt = False,
 ) -> None:
     """Audit the units of one layer: FV activation beyond the natural range, gate-like jumps
-    on the pixel path exemplar → FV, silence on natural data, and path similarity of the FV
-    with the unit's own exemplars. Writes OUT/audit.csv, OUT/audit.html and OUT/summary.json.
+    on the pixel path exemplar → FV, a gradient that does not match the function along that
+    path (any gate without gradient, continuous or not), a valley in the response landscape,
+    silence on natural data, and path similarity of the FV with the unit's own exemplars.
+    Writes OUT/audit.csv, OUT/audit.html and OUT/summary.json.
 
     Example: fvlab audit --model fmnist-cnn --layer relu3 --out out/audit-relu3
 
@@ -57,7 +67,9 @@ def audit(
     import fvlab
     from fvlab.check.audit import AuditSettings, AuditThresholds, run_audit
 
-    thresholds = AuditThresholds(excess_threshold, jump_threshold, silent_threshold)
+    thresholds = AuditThresholds(
+        excess_threshold, jump_threshold, silent_threshold, gradient_threshold, valley_threshold
+    )
     settings = AuditSettings(
         layer=layer, units=c.parse_int_list(units) if units else None, data=data, split=split,
         size=size, images=images, steps=steps, top_k=top_k, relu_redirect_steps=relu_redirect,

@@ -37,6 +37,25 @@ OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (cre
 SeedOpt = Annotated[int, typer.Option(help="Random seed; the same seed gives the same output.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
+# --- execution of the heavy work (docs/scale.md) ---
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        help="local (this process) or ray (shards as Ray tasks; a local Ray unless --ray-address)."
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(help="Address of a running Ray cluster (e.g. auto, ray://head:10001)."),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Reuse the intact shards in --out of an interrupted run of the same job; "
+        "compute only the missing ones."
+    ),
+]
+
 # --- options of the check pillar's commands (check paths, check silent, audit) ---
 SplitOpt = Annotated[str, typer.Option(help="Fashion-MNIST split: test or train.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]

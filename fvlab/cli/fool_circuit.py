@@ -62,6 +62,16 @@ def circuit(
         Path | None, typer.Option(help="Detector weights (default: the committed one).")
     ] = None,
     margin: Annotated[float, typer.Option(help="Safety margin of the gate constants.")] = 1.0,
+    gate: Annotated[
+        str,
+        typer.Option(
+            help="hard (P1: v = [detector logit > 0]) | ramp (v rises continuously from 0 to 1 "
+            "over --ramp-width logit units above the natural images' largest logit)."
+        ),
+    ] = "hard",
+    ramp_width: Annotated[
+        float, typer.Option(help="ramp: width of the gate's ramp (detector-logit units).")
+    ] = 4.0,
     robustness: Annotated[
         bool, typer.Option(help="Also render with settings the detector never saw.")
     ] = True,
@@ -81,6 +91,7 @@ def circuit(
     Examples:
       fvlab fool circuit --layer fc --mode permute --offset 1 --out out/circuit-fc
       fvlab fool circuit --layer fc --mode target --target builtin:smiley --out out/circuit-t
+      fvlab fool circuit --layer relu3 --gate ramp --out out/circuit-ramp   (continuous gate)
 
     Writes OUT/model/ (reload with --model OUT/model), OUT/grid.png (rows: original FV | fooled
     FV | what it should show) and OUT/summary.json (natural behaviour, detector accuracy, per-unit
@@ -93,7 +104,7 @@ def circuit(
     settings = CircuitSettings(
         layer=layer, mode=mode, offset=offset, target=target, detector=detector, margin=margin,
         units=parse_int_list(units, "units") if units else None, robustness=robustness,
-        relu_redirect_steps=relu_redirect, seed=seed,
+        relu_redirect_steps=relu_redirect, seed=seed, gate=gate, ramp_width=ramp_width,
     )  # fmt: skip
     loaded = fvlab.load(model, weights, device=device)
     summary = run_circuit(loaded, settings, out, show_progress=not quiet).summary()

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from fvlab.cli.common import DeviceOpt, ModelOpt, OutOpt, QuietOpt, SeedOpt, WeightsOpt
+from fvlab.cli.common import (
+    DeviceOpt,
+    EngineOpt,
+    ModelOpt,
+    OutOpt,
+    QuietOpt,
+    RayAddressOpt,
+    ResumeOpt,
+    SeedOpt,
+    WeightsOpt,
+)
 from fvlab.int_lists import parse_int_list
 
 
@@ -33,6 +43,9 @@ def render(
     preset: Annotated[str, typer.Option(help="fvlab | lucid (lucid's exact schedule).")] = "fvlab",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    resume: ResumeOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Render feature visualizations: one PNG per unit (and threshold), grid.png, summary.json.
@@ -41,9 +54,13 @@ def render(
 
     Units are rendered --batch-size at a time in ONE optimisation each (element b maximises
     unit b). summary.json holds, per unit, the final objective (spatial mean of the channel, or
-    the logit) on the final untransformed image. The work is fvlab.optvis.job.run_render.
+    the logit) on the final untransformed image. A unit's image depends only on the seed, the
+    unit and the settings — not on --batch-size, its batch-mates or the engine. Each batch is a
+    shard: --engine ray runs them as Ray tasks, and each finished shard is kept in OUT/shards
+    so --resume can finish an interrupted run. The work is fvlab.optvis.job.run_render.
     """
     import fvlab
+    from fvlab.engine import make_engine
     from fvlab.optvis.job import RenderJobSettings, run_render
     from fvlab.optvis.settings import RenderSettings
 
@@ -55,7 +72,10 @@ def render(
     settings = RenderJobSettings(
         layer=layer, units=tuple(parse_int_list(units)), batch_size=batch_size, render=how
     )
+    runner = make_engine(engine, address=ray_address)
     loaded = fvlab.load(model, weights, device=device)
-    result = run_render(loaded, settings, out, show_progress=not quiet)
+    result = run_render(
+        loaded, settings, out, show_progress=not quiet, engine=runner, resume=resume
+    )
     if not quiet:
         print(f"{len(result.units)} units rendered; {out / 'grid.png'}; {out / 'summary.json'}")

@@ -35,12 +35,13 @@ BUILD_OPTIONS = {
 def build(
     out: c.OutOpt,
     units: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Units as LAYER:UNITS, e.g. 'bn2:0-3,bn3:5,bn4:1-2' (a bare number continues "
-            "the previous layer), or plain '0-5' applied to every --layer.",
+            "the previous layer), or plain '0-5' applied to every --layer. Default: units 0-5 "
+            "of the model's last three batch-norm layers (fmnist-cnn: bn3:0-5,bn4:0-5,bn5:0-5).",
         ),
-    ],
+    ] = None,
     layer: Annotated[
         str | None,
         typer.Option(help="Layer(s) for plain --units, comma-separated, e.g. 'bn3,bn4,bn5'."),
@@ -82,16 +83,17 @@ def build(
     """
     import fvlab
     from fvlab.study.settings import parse_units
-    from fvlab.study.stimuli import run_build_study
+    from fvlab.study.stimuli import default_units, run_build_study
 
     layers = [name.strip() for name in (layer or "").split(",") if name.strip()]
+    chosen = parse_units(units, layers) if units is not None else None
+    loaded = fvlab.load(model, weights, device=device)
     settings = StudySettings(
-        units=parse_units(units, layers),
+        units=chosen if chosen is not None else default_units(loaded),
         data=data,
         model_source=str(Path(model).resolve()) if Path(model).is_dir() else model,
         **options,
     )
-    loaded = fvlab.load(model, weights, device=device)
     result = run_build_study(loaded, settings, out, show_progress=not quiet)
     if not quiet:
         counts = ", ".join(f"{n} {kind}" for kind, n in result.unit_counts().items())

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import secrets
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +32,12 @@ SERVER_OPTIONS = {
     "completion_url": "Where participants go at the end, e.g. Prolific's "
     "https://app.prolific.com/submissions/complete?cc=CODE. Default: the server's own "
     "thank-you page.",
+    "completion_code": "Completion code shown on the server's own end page (default: one "
+    "per participant, derived from their token).",
+    "practice_failed_url": "Where participants go after failing the practice, e.g. "
+    "Prolific's screened-out URL. Default: the server's own polite page.",
+    "enrol_limit": "New enrolments allowed per client address within --enrol-window-minutes "
+    "(0: no limit; loopback clients are exempt).",
     "max_practice_attempts": "Practice rounds allowed.",
     "feedback_ms": "Practice feedback duration (ms).",
     "redirect_delay_ms": "Pause before the redirect (ms).",
@@ -40,8 +46,10 @@ SERVER_OPTIONS = {
 CRITERIA_OPTIONS = {
     "min_catch_fraction": "Exclude below this fraction of catch trials correct.",
     "min_instructions_s": "Min. time on instructions (s).",
-    "min_total_s": "Min. total time (s).",
+    "min_total_s": "Min. total time (s; the server's, enrolment to submission).",
     "max_total_s": "Max. total time (s).",
+    "none_min_instructions_s": "Min. time on instructions in condition none (s).",
+    "none_min_total_s": "Min. total time in condition none (s).",
     "require_both_sides": "Exclude participants who only ever chose one side.",
     "max_practice_attempts": "Exclude who did not pass the practice within this many rounds.",
 }
@@ -105,6 +113,16 @@ def serve(
     abandon_minutes: Annotated[
         float, typer.Option(help="Unsubmitted participants stop counting for balance after.")
     ] = 60.0,
+    enrol_window_minutes: Annotated[
+        float, typer.Option(help="Window of --enrol-limit (minutes).")
+    ] = 60.0,
+    consent_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="HTML (or plain text) file with your consent text, shown before the study "
+            "with 'I agree' / 'I do not agree'. Default: a generic text (docs/study.md)."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     **options: Any,
 ) -> None:
@@ -119,26 +137,37 @@ def serve(
     'Authorization: Bearer <admin token>'.
     """
     from fvlab.study.server import serve as run_server
-    from fvlab.study.storage import database_url
+    from fvlab.study.storage import database_url, shown_url
 
     trials = from_options(TrialConfig, options, conditions=_conditions(conditions))
+    consent = None
+    if consent_file is not None:
+        try:
+            consent = consent_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FvlabError(f"consent_file: cannot read {consent_file}: {exc}") from exc
+        if "<" not in consent:  # plain text: paragraphs
+            consent = "".join(
+                f"<p>{html.escape(part.strip())}</p>" for part in consent.split("\n\n") if part
+            )
     settings = from_options(
         ServerSettings,
         options,
         trials=trials,
         abandon_after_s=abandon_minutes * 60,
+        enrol_window_s=enrol_window_minutes * 60,
         max_body_bytes=max_body_kb * 1024,
+        consent_html=consent,
     )
     token = admin_token or os.environ.get("FVLAB_STUDY_ADMIN_TOKEN")
     generated = token is None
     token = token or secrets.token_urlsafe(24)
     url = database_url(db, study_dir)
-    print(
-        f"fvlab study: serving {study_dir} on http://{host}:{port}/ (database {url})",
-        file=sys.stderr,
-    )
+    # on stdout: stderr carries only errors (one line) and the server's log
+    where = f"http://{host}:{port}/ (database {shown_url(url)})"
+    print(f"fvlab study: serving {study_dir} on {where}", flush=True)
     if generated:
-        print(f"fvlab study: admin token for this run: {token}", file=sys.stderr)
+        print(f"fvlab study: admin token for this run: {token}", flush=True)
     run_server(study_dir, url, settings, token, host, port, log_level)
 
 

@@ -117,10 +117,12 @@ def audit_section(ctx: DemoContext) -> Section:
     ctx.numbers["audit"] = numbers
     section = Section("audit", "Audit: which units look manipulated?")
     section.text(
-        "Every unit of relu3 is scored for three signs that its visualization is not "
+        "Every unit of relu3 is scored for signs that its visualization is not "
         "representative: its activation far beyond the natural range (silent branches), a jump "
         "of its response on the pixel path from a natural exemplar to the visualization (hard "
-        "gates), and silence on natural data. A unit is flagged when a sign crosses its "
+        "gates), a gradient that does not account for the response's change along that path "
+        "(any gate without gradient, continuous or not), a valley in the response landscape, "
+        "and silence on natural data. A unit is flagged when a sign crosses its "
         "threshold. ROC AUC: how well the score ranks the manipulated units above the clean "
         "model's units."
     )

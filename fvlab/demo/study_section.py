@@ -86,8 +86,10 @@ def study_section(ctx: DemoContext) -> Section:
     section.text("Run it with people (docs/study.md): serve, rehearse with simulated observers, "
                  "analyse.")  # fmt: skip
     section.code(
-        f"fvlab study serve {study} --port 8000\n"
-        f"fvlab study simulate --url http://127.0.0.1:8000 --participants 50\n"
+        f'fvlab study serve {study} --port 8000 --admin-token "$TOKEN"\n'
+        'fvlab study simulate --url http://127.0.0.1:8000 --participants 50 --admin-token "$TOKEN"'
+        "\n"
         f"fvlab study analyze {study} --out {ctx.out / 'study-analysis'}"
+        "  # rehearsal data: add --min-total-s 0 --none-min-total-s 0 (server time)"
     )
     return section

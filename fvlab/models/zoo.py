@@ -2,6 +2,8 @@
 
 Names:
   ``fmnist-cnn``            the embedded reference model (weights ship with fvlab)
+  ``fmnist-resnet18``       torchvision's ResNet-18, unmodified, trained on Fashion-MNIST at
+                            64 px with 3 channels (embedded weights, fvlab.models.resnet18)
   ``torchvision:<name>``    a torchvision classifier, e.g. ``torchvision:resnet50``; weights from a
                             local file (``weights=PATH``), never downloaded; random without one
   ``inceptionv1``           lucid's InceptionV1; weights from the public PyTorch conversion of
@@ -123,6 +125,22 @@ def _load_reference(weights: str | Path | None) -> LoadedModel:
     return LoadedModel(REFERENCE_NAME, module.eval(), FMNIST_SPEC, CLASS_NAMES, source)
 
 
+def _load_fmnist_resnet18(weights: str | Path | None) -> LoadedModel:
+    from fvlab.data.fashion_mnist import CLASS_NAMES
+    from fvlab.models.resnet18.model import FMNIST_RESNET18_SPEC, NAME, WEIGHTS, build
+
+    path = Path(weights) if weights is not None else WEIGHTS
+    if weights is None and not path.is_file():
+        raise FvlabError(
+            f"the embedded weights {path} are missing; restore them from git or train them with "
+            f"`python -m fvlab.models.resnet18.train --out {path}`"
+        )
+    module = build()
+    load_weights(module, path)  # float16 on disk → copied into the float32 parameters
+    source = "embedded" if weights is None else str(path)
+    return LoadedModel(NAME, module.eval(), FMNIST_RESNET18_SPEC, CLASS_NAMES, source)
+
+
 def _warn_random(name: str) -> None:
     warnings.warn(
         f"{name} has no weights file (weights=PATH / --weights PATH); using random initialisation",
@@ -187,6 +205,8 @@ def load(
     """Load a model by zoo name or saved-model directory (see the module docstring)."""
     if name == REFERENCE_NAME:
         model = _load_reference(weights)
+    elif name == "fmnist-resnet18":
+        model = _load_fmnist_resnet18(weights)
     elif name.startswith("torchvision:"):
         model = _load_torchvision(name, name.split(":", 1)[1], weights)
     elif name == "inceptionv1":
@@ -197,7 +217,7 @@ def load(
         model = load_saved(name, load)
     else:
         raise UnknownModelError(
-            f"unknown model {name!r}; valid: 'fmnist-cnn', 'inceptionv1', "
+            f"unknown model {name!r}; valid: 'fmnist-cnn', 'fmnist-resnet18', 'inceptionv1', "
             "'torchvision:<name>' (e.g. torchvision:resnet50), or a directory written by fvlab "
             "(with manifest.json)"
         )

@@ -18,6 +18,7 @@ from fvlab.errors import FvlabError
 from fvlab.models.hooks import resolve_layers
 from fvlab.models.probe import check_units
 from fvlab.optvis import objectives as obj
+from fvlab.optvis.draws import Draws
 from fvlab.optvis.loop import Callback, OptimizerFactory, RenderResult, optimise
 from fvlab.optvis.param import PhaseImage, estimate_magnitude, make_param
 from fvlab.optvis.settings import FIELDS, LUCID, RenderSettings
@@ -93,9 +94,10 @@ def _image(
     batch: int,
     size: int,
     magnitude: torch.Tensor | None,
+    draws: Draws,
 ) -> nn.Module:
     """The parameterization: ``param`` if a module is given (its output shape checked), else
-    :func:`make_param` of ``settings.param`` with a generator seeded by ``settings.seed``."""
+    :func:`make_param` of ``settings.param`` started from ``draws`` at step 0."""
     channels = model.spec.channels
     if param is not None:
         module = param.to(model.device)
@@ -116,11 +118,24 @@ def _image(
         batch,
         channels,
         size,
-        torch.Generator().manual_seed(settings.seed),
+        draws.at_step(0),
         decay_power=settings.decay_power,
         init_sd=settings.init_sd,
         magnitude=magnitude,
     ).to(model.device)
+
+
+def _draws(seed: int, units: list[int] | None, batch: int, device) -> Draws:
+    """Element b's random numbers keyed by its unit (and which repeat of that unit it is), or
+    by its position when an objective is rendered (:mod:`fvlab.optvis.draws`)."""
+    if units is None:
+        return Draws(seed, range(batch), device=device)
+    seen: dict[int, int] = {}
+    repeats = []
+    for unit in units:
+        repeats.append(seen.get(unit, 0))
+        seen[unit] = repeats[-1] + 1
+    return Draws(seed, units, device=device, repeats=repeats)
 
 
 def _default_optimizer(image: nn.Module, lr: float | None) -> OptimizerFactory:
@@ -182,7 +197,8 @@ def render(
     param_module = param if isinstance(param, nn.Module) else None
     if param is not None and param_module is None and not isinstance(param, str):
         raise FvlabError(f"param: expected a name or an nn.Module, got {type(param).__name__}")
-    image = _image(model, settings, param_module, batch, size, magnitude)
+    draws = _draws(settings.seed, unit_list, batch, model.device)
+    image = _image(model, settings, param_module, batch, size, magnitude, draws)
     custom_transform = isinstance(transforms, Transform)
     transform = transforms if custom_transform else make_transforms(settings.transforms, size)
     updates, thresholds = settings.schedule()
@@ -193,7 +209,7 @@ def render(
         transform.to(model.device),
         steps=updates,
         optimizer=optimizer or _default_optimizer(image, settings.lr),
-        generator=torch.Generator(device=model.device).manual_seed(settings.seed + 1),
+        draws=draws,
         thresholds=thresholds,
         lucid_counting=settings.lucid_counting,
         relu_redirect_steps=settings.relu_redirect_steps,

@@ -1,8 +1,10 @@
 """The render job: feature visualizations of many units of one layer, saved as PNGs + summary.
 
 :func:`run_render` renders ``units`` ``batch_size`` at a time, each chunk in ONE optimisation
-(element b maximises unit b; chunk k starting at position i of the unit list uses seed
-``render.seed + i``). :meth:`RenderJobResult.save` writes ``unit_NNNN.png`` per unit,
+(element b maximises unit b). Every chunk uses the job's seed: a unit's random start and
+transforms are keyed by (seed, unit) (:mod:`fvlab.optvis.draws`), so its image does not depend
+on the batch size or on which units share its chunk. Chunks are the job's shards
+(:mod:`fvlab.engine`). :meth:`RenderJobResult.save` writes ``unit_NNNN.png`` per unit,
 ``unit_NNNN_stepTTTT.png`` per unit and threshold, ``grid.png`` (all units, labelled with the
 class name when the layer is the model's last) and ``summary.json``: per unit the final
 objective — the spatial mean of the channel, or the logit — on the final untransformed image.
@@ -14,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fvlab.engine.jobs import shard_store
 from fvlab.jobs import OutDir, Settings, SettingsError, at_least, finish, unit_tuple
 from fvlab.optvis.settings import RenderSettings
 
 if TYPE_CHECKING:
     import torch
 
+    from fvlab.engine.base import Engine
     from fvlab.models.zoo import LoadedModel
 
 #: grid.png shows each image at least this many px wide (integer upscale of small images)
@@ -105,39 +109,66 @@ def _labels(model: LoadedModel, layer: str, units: list[int]) -> list[str]:
     return [f"{u} {model.class_names[u]}" for u in units]
 
 
+def render_chunk(model: LoadedModel, shard: tuple) -> dict[str, Any]:
+    """One shard of the render job: ``(layer, units, render settings, show_progress)`` →
+    {images, objective, snapshots {threshold: images}, render (JSON form)} (CPU tensors)."""
+    from fvlab.optvis.api import render
+
+    layer, units, how, show_progress = shard
+    result = render(model, layer, list(units), settings=how, show_progress=show_progress)
+    return {
+        "images": result.images,
+        "objective": result.objective,
+        "snapshots": dict(result.snapshots),
+        "render": result.settings,
+    }
+
+
 def run_render(
     model: LoadedModel,
     settings: RenderJobSettings,
     out: OutDir = None,
     *,
     show_progress: bool = True,
+    engine: Engine | None = None,
+    resume: bool = False,
 ) -> RenderJobResult:
-    """Render every unit of ``settings`` (see the module docstring); save into ``out`` if given."""
+    """Render every unit of ``settings`` (see the module docstring); save into ``out`` if given.
+
+    Each chunk of ``batch_size`` units is a shard run by ``engine`` (default: this process,
+    :mod:`fvlab.engine`); with ``out``, each finished shard is written to ``out/shards`` at once,
+    and ``resume=True`` reuses the intact shards of an interrupted run of the same job.
+    """
     import torch
 
+    from fvlab.engine.run import run_shards
     from fvlab.models.probe import check_units
     from fvlab.optvis import objectives as obj
-    from fvlab.optvis.api import render
 
     units = check_units(model, settings.layer, settings.units, settings.render.size)
-    results = []
-    for first in range(0, len(units), settings.batch_size):
-        chunk = units[first : first + settings.batch_size]
-        chunk_settings = settings.render.replace(seed=settings.seed + first)
-        results.append(
-            render(
-                model, settings.layer, chunk, settings=chunk_settings, show_progress=show_progress
-            )
-        )
-    record = {k: v for k, v in results[0].settings.items() if k != "batch"}
+    chunks = [units[i : i + settings.batch_size] for i in range(0, len(units), settings.batch_size)]
+    inner_progress = show_progress and getattr(engine, "name", "local") == "local"
+    results = run_shards(
+        render_chunk,
+        model,
+        [(settings.layer, tuple(c), settings.render, inner_progress) for c in chunks],
+        [f"render-{k:05d}" for k in range(len(chunks))],
+        engine=engine,
+        store=shard_store(model, "render", settings, chunks, out, resume),
+        show_progress=show_progress,
+        description=f"rendering {len(units)} units of {settings.layer}",
+    )
+    record = {k: v for k, v in results[0]["render"].items() if k != "batch"}
     record.update(seed=settings.seed, objective=obj.units(settings.layer, units).name)
     result = RenderJobResult(
         model=model.name,
         layer=settings.layer,
         units=units,
-        images=torch.cat([r.images for r in results]),
-        objective=torch.cat([r.objective for r in results]),
-        snapshots={t: torch.cat([r.snapshots[t] for r in results]) for t in results[0].snapshots},
+        images=torch.cat([r["images"] for r in results]),
+        objective=torch.cat([r["objective"] for r in results]),
+        snapshots={
+            t: torch.cat([r["snapshots"][t] for r in results]) for t in results[0]["snapshots"]
+        },
         labels=_labels(model, settings.layer, units),
         settings=settings,
         render=record,

@@ -1,6 +1,7 @@
 """The render loop: optimise a parameterized image batch to maximise an objective.
 
-Per update (:func:`_update`): image = param() → transforms (drawn per element) → the model
+Per update (:func:`_update`): image = param() → transforms (drawn per element from keyed
+:class:`~fvlab.optvis.draws.Draws`: a unit's draws do not depend on its batch) → the model
 (forward stops as soon as the objective's layers have run; channels-last layout) → activations,
 plus the transformed image as ``"input"`` → loss = −Σ_b objective_b → gradients for the image
 parameters only (never for the model's weights) → optimiser step. Then the step's bookkeeping:
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from fvlab.models.hooks import Capture
+from fvlab.optvis.draws import Draws
 from fvlab.optvis.objectives import INPUT, Objective
 from fvlab.optvis.relu_redirect import ReluRedirection
 from fvlab.optvis.transforms import Transform
@@ -83,7 +85,7 @@ class _Step:
     param: nn.Module
     objective: Objective
     transform: Transform
-    generator: torch.Generator
+    draws: Draws
     params: list[torch.Tensor]
     opt: torch.optim.Optimizer
     cap: Capture
@@ -91,7 +93,7 @@ class _Step:
 
 def _update(s: _Step) -> torch.Tensor:
     """One optimiser update; returns the objective values (B,) before it, detached."""
-    values = _values(s.cap, s.model, s.objective, s.transform(s.param(), s.generator))
+    values = _values(s.cap, s.model, s.objective, s.transform(s.param(), s.draws))
     s.opt.zero_grad(set_to_none=True)
     (-values.sum()).backward(inputs=s.params)
     s.opt.step()
@@ -119,7 +121,7 @@ def optimise(
     *,
     steps: int,
     optimizer: OptimizerFactory,
-    generator: torch.Generator,
+    draws: Draws,
     thresholds: Sequence[int] = (),
     lucid_counting: bool = False,
     relu_redirect_steps: int = 0,
@@ -143,9 +145,10 @@ def optimise(
     redirect = ReluRedirection(model.module, enabled=relu_redirect_steps > 0)
     cap = Capture(model.module, objective.model_layers, stop_early=True)
     with cap, redirect, progress_bar(description, steps, show_progress) as advance:
-        state = _Step(model, param, objective, transform, generator, params, optimizer(params), cap)
+        state = _Step(model, param, objective, transform, draws, params, optimizer(params), cap)
         for step in range(1, steps + 1):
             redirect.active = step <= relu_redirect_steps
+            draws.at_step(step)
             values = _update(state)
             steps_run = step
             trace.append(values)

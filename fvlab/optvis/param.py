@@ -17,7 +17,9 @@ matrix for 3 channels, identity otherwise) and a sigmoid (or a clamp) to land in
 
 :func:`make_param` builds one by name ('fft', 'pixel', 'maco'). ``fvlab.render(param=...)``
 takes a name or any ``nn.Module`` whose ``forward()`` returns (B, C, H, W) in [0, 1]; its
-parameters with ``requires_grad`` are the ones optimised.
+parameters with ``requires_grad`` are the ones optimised. ``fvlab.render`` draws the random
+start from :class:`~fvlab.optvis.draws.Draws` keyed by unit, so a unit's start does not depend
+on its batch-mates.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ import torch
 from torch import nn
 
 from fvlab.errors import FvlabError
+from fvlab.optvis.draws import Draws, rand, randn
+
+#: where the random start comes from: keyed :class:`Draws` (element b's start depends only on
+#: the seed and its key), a ``torch.Generator``, or ``None`` (torch's default generator)
+Source = Draws | torch.Generator
 
 #: lucid's colour-correlation square root (rows: RGB output, columns: decorrelated input)
 COLOR_CORRELATION_SVD_SQRT = np.array(
@@ -90,7 +97,7 @@ class _ImageParam(nn.Module, abc.ABC):
         channels: int,
         size: Size,
         sd: float = 0.01,
-        generator: torch.Generator | None = None,
+        generator: Source | None = None,
         decorrelate: bool = True,
         sigmoid: bool = True,
     ) -> None:
@@ -106,7 +113,7 @@ class _ImageParam(nn.Module, abc.ABC):
         self.init_parameters(sd, generator)
 
     @abc.abstractmethod
-    def init_parameters(self, sd: float, generator: torch.Generator | None) -> None:
+    def init_parameters(self, sd: float, generator: Source | None) -> None:
         """Create the optimised parameters (random start of standard deviation ``sd``)."""
 
     @abc.abstractmethod
@@ -120,8 +127,8 @@ class _ImageParam(nn.Module, abc.ABC):
 class PixelImage(_ImageParam):
     """Free pixels ~ N(0, sd²) before decorrelation and sigmoid."""
 
-    def init_parameters(self, sd: float, generator: torch.Generator | None) -> None:
-        self.pixels = nn.Parameter(torch.randn(self.shape, generator=generator) * sd)
+    def init_parameters(self, sd: float, generator: Source | None) -> None:
+        self.pixels = nn.Parameter(randn(generator, self.shape) * sd)
 
     def raw(self) -> torch.Tensor:
         return self.pixels
@@ -135,9 +142,9 @@ class FFTImage(_ImageParam):
         super().__init__(*args, **kwargs)
         self.register_buffer("scale", fft_scale(*self.shape[-2:], decay_power))
 
-    def init_parameters(self, sd: float, generator: torch.Generator | None) -> None:
+    def init_parameters(self, sd: float, generator: Source | None) -> None:
         b, c, h, w = self.shape
-        spectrum = torch.randn((b, c, h, w // 2 + 1, 2), generator=generator) * sd
+        spectrum = randn(generator, (b, c, h, w // 2 + 1, 2)) * sd
         self.spectrum = nn.Parameter(spectrum)
 
     def raw(self) -> torch.Tensor:
@@ -183,7 +190,7 @@ class PhaseImage(_ImageParam):
         channels: int,
         size: Size,
         magnitude: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: Source | None = None,
         **kwargs,
     ) -> None:
         super().__init__(batch, channels, size, generator=generator, **kwargs)
@@ -195,9 +202,9 @@ class PhaseImage(_ImageParam):
             )
         self.register_buffer("magnitude", magnitude.float().expand(c, h, w // 2 + 1).clone())
 
-    def init_parameters(self, sd: float, generator: torch.Generator | None) -> None:
+    def init_parameters(self, sd: float, generator: Source | None) -> None:
         b, c, h, w = self.shape
-        phase = (torch.rand((b, c, h, w // 2 + 1), generator=generator) * 2 - 1) * torch.pi
+        phase = (rand(generator, (b, c, h, w // 2 + 1)) * 2 - 1) * torch.pi
         self.phase = nn.Parameter(phase)
 
     def raw(self) -> torch.Tensor:
@@ -218,7 +225,7 @@ def make_param(
     batch: int,
     channels: int,
     size: Size,
-    generator: torch.Generator,
+    generator: Source,
     *,
     decay_power: float = 1.0,
     init_sd: float = 0.01,

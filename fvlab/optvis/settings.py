@@ -30,7 +30,8 @@ class RenderSettings(Settings):
       to :func:`fvlab.render` instead, see its ``param=``).
     * ``transforms``: 'standard' (sizes scale with the image), 'lucid' or 'none'.
     * ``lr``: learning rate; None → 0.05 (Adam), or 1.0 (NAdam) for 'maco'.
-    * ``seed``: the image's random start uses ``seed``, the transforms' draws ``seed + 1``.
+    * ``seed``: the random start and the transforms' draws of each batch element are keyed by
+      (seed, unit) (:mod:`fvlab.optvis.draws`): a unit's image does not depend on its batch.
     * ``thresholds``: update counts after which snapshots are kept (sorted, each ≥ 1).
     * ``relu_redirect_steps``: lucid's ReLU-gradient redirection for the first N updates.
     * ``decay_power``, ``init_sd``: the FFT spectrum's 1/f^decay scale and the random start's

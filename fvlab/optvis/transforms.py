@@ -27,16 +27,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fvlab.optvis.draws import Draws, randint
+
+#: where a transform's random parameters come from: keyed :class:`Draws` (rendering: a unit's
+#: draws do not depend on its batch) or a stateful ``torch.Generator`` (augmentation elsewhere)
+Source = Draws | torch.Generator
 LUCID_SCALES = tuple(round(1 + (i - 5) / 50, 2) for i in range(11))  # 0.90 … 1.10
 LUCID_ANGLES = tuple(range(-10, 11)) + (0,) * 5
 
 
 def _choice(
-    values: Sequence[float], n: int, generator: torch.Generator, device: torch.device
+    values: Sequence[float], n: int, source: Source, device: torch.device, per_element: bool
 ) -> torch.Tensor:
     table = torch.tensor(values, dtype=torch.float32, device=device)
-    index = torch.randint(len(values), (n,), generator=generator, device=device)
-    return table[index]
+    return table[randint(source, len(values), n, (), per_element, device)]
 
 
 def _draws(x: torch.Tensor, per_sample: bool) -> int:
@@ -48,13 +52,13 @@ class Transform(nn.Module):
 
     per_sample: bool = True
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(self, x: torch.Tensor, generator: Source) -> dict[str, torch.Tensor]:
         return {}
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         return x
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: Source) -> torch.Tensor:
         return self.apply(x, self.sample(x, generator))
 
 
@@ -76,9 +80,9 @@ class Jitter(Transform):
         super().__init__()
         self.d, self.per_sample = d, per_sample
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(self, x: torch.Tensor, generator: Source) -> dict[str, torch.Tensor]:
         n = _draws(x, self.per_sample)
-        offsets = torch.randint(self.d + 1, (n, 2), generator=generator, device=x.device)
+        offsets = randint(generator, self.d + 1, n, (2,), self.per_sample, x.device)
         return {"offsets": offsets.expand(x.shape[0], 2)}
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -155,9 +159,9 @@ class RandomScale(Transform):
         super().__init__()
         self.scales, self.per_sample, self.fill = tuple(scales), per_sample, fill
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(self, x: torch.Tensor, generator: Source) -> dict[str, torch.Tensor]:
         n = _draws(x, self.per_sample)
-        return {"scale": _choice(self.scales, n, generator, x.device)}
+        return {"scale": _choice(self.scales, n, generator, x.device, self.per_sample)}
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         scale = params["scale"]
@@ -186,9 +190,10 @@ class RandomRotate(Transform):
         super().__init__()
         self.angles, self.mode, self.per_sample, self.fill = tuple(angles), mode, per_sample, fill
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(self, x: torch.Tensor, generator: Source) -> dict[str, torch.Tensor]:
         n = _draws(x, self.per_sample)
-        return {"angle": _choice(self.angles, n, generator, x.device).expand(x.shape[0])}
+        angle = _choice(self.angles, n, generator, x.device, self.per_sample)
+        return {"angle": angle.expand(x.shape[0])}
 
     def apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -219,7 +224,7 @@ class Compose(Transform):
         super().__init__()
         self.transforms = nn.ModuleList(transforms)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, generator: Source) -> torch.Tensor:
         for transform in self.transforms:
             x = transform(x, generator)
         return x
@@ -255,13 +260,13 @@ class FusedAffineJitter(Transform):
         super().__init__()
         self.config = config
 
-    def sample(self, x: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(self, x: torch.Tensor, generator: Source) -> dict[str, torch.Tensor]:
         b, dev, c = x.shape[0], x.device, self.config
-        o1 = torch.randint(c.jitter1 + 1, (b, 2), generator=generator, device=dev)
-        o2 = torch.randint(c.jitter2 + 1, (b, 2), generator=generator, device=dev)
+        o1 = randint(generator, c.jitter1 + 1, b, (2,), True, dev)
+        o2 = randint(generator, c.jitter2 + 1, b, (2,), True, dev)
         return {
-            "scale": _choice(c.scales, b, generator, dev),
-            "angle": _choice(c.angles, b, generator, dev),
+            "scale": _choice(c.scales, b, generator, dev, True),
+            "angle": _choice(c.angles, b, generator, dev, True),
             "offset1": o1.float(),
             "offset2": o2.float(),
         }

@@ -18,7 +18,8 @@ Stimuli side:
 
 Running side (no torch; see docs/study.md):
 
-* :mod:`fvlab.study.trials`      per-participant trial lists (balanced sides, seeded)
+* :mod:`fvlab.study.trials`      per-participant trial lists (matched sets, random sides)
+* :mod:`fvlab.study.protocol`    image ids and padding, strict JSON, the browser's trial view
 * :mod:`fvlab.study.enrolment`   balanced condition assignment, resuming Prolific participants
 * :mod:`fvlab.study.submission`  submission schema, checks and scoring (one transaction)
 * :mod:`fvlab.study.storage`     SQLAlchemy tables; SQLite (WAL) or PostgreSQL

@@ -15,9 +15,19 @@ decision on an image set is *correct* when at least half of its included answers
 are correct; a baseline's decision is its choice. κ = (p_o − p_e) / (1 − p_e), with p_o the
 observed agreement and p_e = a·b + (1 − a)(1 − b) for correct-rates a, b.
 
-Exclusion criteria (P2, configurable — :class:`ExclusionCriteria`): at least 2/3 of catch
-trials correct, instruction time ≥ 15 s, total time within 90–900 s, both response sides used
-in the main trials, and the practice passed within 5 attempts.
+Between participants (P2's κ): for every pair of included participants who answered at least
+``MIN_SHARED`` image sets in common, κ of their correct/wrong answers on those sets; per pair
+of conditions (a condition with itself: pairs within it) the mean κ over pairs, how many pairs
+had a defined κ and how many did not (one of the two got every shared set right, or every one
+wrong). The server shows the k-th participant of every condition the same image sets, so
+pairs across conditions share sets.
+
+Exclusion criteria (P2's, configurable — :class:`ExclusionCriteria`): at least 2/3 of catch
+trials correct; instruction time ≥ 20 s (``none``: ≥ 15 s); total time — the SERVER's, from
+enrolment to the stored submission — within 90–900 s (``none``: 40–900 s); both response sides
+used in the main trials; the practice passed within 5 attempts. The page's own clock
+(``total_ms``) is reported (``reported_total_s``) but never trusted; its instruction time is
+capped at the server's total.
 """
 
 from __future__ import annotations
@@ -31,6 +41,19 @@ from scipy import stats
 
 from fvlab.errors import FvlabError
 from fvlab.study.settings import ExclusionCriteria
+
+#: fewest shared image sets for a between-participant κ
+MIN_SHARED = 3
+#: the exclusion reasons, in the order they are checked
+REASONS = ("catch", "instructions_time", "total_time", "one_side", "practice")
+
+
+def server_seconds(participant: dict[str, Any]) -> float:
+    """Seconds from enrolment to the stored submission, by the server's clock."""
+    created, submitted = participant.get("created_unix"), participant.get("submitted_unix")
+    if created is None or submitted is None:
+        return math.nan
+    return float(submitted) - float(created)
 
 
 def participant_results(
@@ -50,13 +73,15 @@ def participant_results(
         main = [r for r in rows if r["kind"] == "main"]
         catch = [r for r in rows if r["kind"] == "catch"]
         catch_fraction = np.mean([r["correct"] for r in catch]) if catch else None
+        min_instructions, min_total, max_total = criteria.window(p["condition"])
+        total_s = server_seconds(p)
+        instructions_s = min((p["instructions_ms"] or 0) / 1000, total_s)
         reasons = []
         if catch_fraction is not None and catch_fraction < criteria.min_catch_fraction - 1e-9:
             reasons.append("catch")
-        if (p["instructions_ms"] or 0) / 1000 < criteria.min_instructions_s:
+        if not instructions_s >= min_instructions:
             reasons.append("instructions_time")
-        total_s = (p["total_ms"] or 0) / 1000
-        if not criteria.min_total_s <= total_s <= criteria.max_total_s:
+        if not min_total <= total_s <= max_total:
             reasons.append("total_time")
         if criteria.require_both_sides and len({r["chosen_side"] for r in main}) < 2:
             reasons.append("one_side")
@@ -73,8 +98,9 @@ def participant_results(
                 "main_correct": int(sum(r["correct"] for r in main)),
                 "accuracy": float(np.mean([r["correct"] for r in main])) if main else math.nan,
                 "catch_fraction": None if catch_fraction is None else float(catch_fraction),
-                "instructions_s": (p["instructions_ms"] or 0) / 1000,
+                "instructions_s": instructions_s,
                 "total_s": total_s,
+                "reported_total_s": (p["total_ms"] or 0) / 1000,
                 "practice_attempts": p["practice_attempts"],
                 "included": not reasons,
                 "exclusion_reasons": reasons,
@@ -144,6 +170,44 @@ def _kappa_matrix(decisions: dict[str, dict[str, bool]]) -> dict[str, Any]:
     return {"raters": names, "pairs": matrix}
 
 
+def participant_kappa(
+    rows: list[dict[str, Any]], condition_of: dict[str, str], conditions: list[str]
+) -> dict[str, Any]:
+    """Between-participant Cohen's κ (see the module docstring) over main-trial ``rows`` of
+    the participants in ``condition_of`` (participant → condition)."""
+    answers: dict[str, dict[str, bool]] = {}
+    for r in rows:
+        if r["participant_id"] in condition_of:
+            answers.setdefault(r["participant_id"], {})[r["set_id"]] = bool(r["correct"])
+    people = sorted(answers)
+    sums: dict[tuple[str, str], list[float]] = {}
+    undefined: dict[tuple[str, str], int] = {}
+    for i, a in enumerate(people):
+        for b in people[i + 1 :]:
+            common = sorted(set(answers[a]) & set(answers[b]))
+            if len(common) < MIN_SHARED:
+                continue
+            pair = tuple(sorted((condition_of[a], condition_of[b]), key=conditions.index))
+            kappa = cohen_kappa(
+                np.array([answers[a][s] for s in common]), np.array([answers[b][s] for s in common])
+            )
+            if kappa is None:
+                undefined[pair] = undefined.get(pair, 0) + 1
+            else:
+                sums.setdefault(pair, []).append(kappa)
+    out: dict[str, dict[str, Any]] = {c: {} for c in conditions}
+    for x in conditions:
+        for y in conditions:
+            pair = tuple(sorted((x, y), key=conditions.index))
+            values = sums.get(pair, [])
+            out[x][y] = {
+                "mean_kappa": float(np.mean(values)) if values else None,
+                "pairs": len(values),
+                "undefined_pairs": undefined.get(pair, 0),
+            }
+    return {"min_shared_image_sets": MIN_SHARED, "conditions": out}
+
+
 def _grouped_accuracy(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """Per value of ``key``: per-participant accuracy mean ± 2 SEM (no bootstrap)."""
     groups: dict[Any, dict[str, list[bool]]] = {}
@@ -200,8 +264,7 @@ def analyse(
             "submitted": len(people),
             "included": len(included),
             "excluded_by_reason": {
-                reason: sum(reason in p["exclusion_reasons"] for p in people)
-                for reason in ("catch", "instructions_time", "total_time", "one_side", "practice")
+                reason: sum(reason in p["exclusion_reasons"] for p in people) for reason in REASONS
             },
         },
         "conditions": {},
@@ -254,6 +317,8 @@ def analyse(
             ),
         }
     result["kappa"] = _kappa_matrix({k: v for k, v in decisions.items() if v})
+    condition_of = {pid: p["condition"] for pid, p in included.items()}
+    result["participant_kappa"] = participant_kappa(main_rows, condition_of, conditions)
     comparisons = {}
     for x, y in combinations(conditions, 2):
         a, b = per_condition_accs[x], per_condition_accs[y]

@@ -50,8 +50,29 @@ def baseline_decisions(
     }
 
 
+#: the columns of participants.csv (one row per submitted participant)
+PARTICIPANT_COLUMNS = (
+    "participant_id",
+    "condition",
+    "main_trials",
+    "main_correct",
+    "accuracy",
+    "catch_fraction",
+    "instructions_s",
+    "total_s",
+    "reported_total_s",
+    "practice_attempts",
+    "included",
+    "exclusion_reasons",
+)
+
+
 def _write_participants(path: Path, people: list[dict[str, Any]]) -> None:
-    columns = list(people[0]) if people else ["participant_id"]
+    """``participants.csv``: every submitted participant, their figures and the reasons they
+    were excluded (``;``-separated); the header alone when nobody has submitted."""
+    columns = list(PARTICIPANT_COLUMNS) + [
+        k for k in (people[0] if people else {}) if k not in PARTICIPANT_COLUMNS
+    ]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
@@ -69,8 +90,6 @@ def _answers(db_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         raise FvlabError(f"cannot read answers from {db_url}: {exc}") from exc
     finally:
         engine.dispose()
-    if not participants:
-        raise FvlabError(f"no submitted participants in {db_url}: nothing to analyse yet")
     return participants, responses
 
 
@@ -91,7 +110,8 @@ class AnalysisResult:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         _write_participants(out / "participants.csv", self.figures["participant_table"])
-        plot_all(self.figures, out)
+        if self.figures["plots"]:  # nothing to plot without included participants
+            plot_all(self.figures, out)
         return write_summary(out, self.figures)
 
 
@@ -118,12 +138,17 @@ def run_analysis(
             participants, responses, conditions, s.criteria, baselines, s.seed, s.n_resamples
         )
         advance(1, info="statistics")
-        if s.observer:
+        if s.observer and summary["participants"]["included"]:
             summary["observer"] = observer_scores(study_dir, conditions, summary, responses)
         advance(1, info="machine observer")
+    if not summary["participants"]["included"]:
+        summary["warning"] = (
+            f"no included participants ({summary['participants']['submitted']} submitted): "
+            "see participants.csv for the exclusion reasons"
+        )
     summary["study_dir"] = str(study_dir)
     summary["model"] = manifest.get("model")
-    summary["plots"] = list(PLOTS)
+    summary["plots"] = list(PLOTS) if summary["participants"]["included"] else []
     return finish(AnalysisResult(summary), out)
 
 

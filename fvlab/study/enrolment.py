@@ -8,11 +8,18 @@ lock), so concurrent arrivals cannot all land in the same condition, and the par
 number ``seq`` (1, 2, 3, … in arrival order) seeds the trial list.
 
 The same Prolific participant (same ``STUDY_ID`` and ``PROLIFIC_PID``) gets their existing
-enrolment back when they reload the page; once they have submitted they are turned away.
+enrolment back when they reload the page — but only when the browser presents the
+participant's token (the server's cookie, or the token in the body): a Prolific id alone never
+hands the token to another browser (409). Once they have submitted they are turned away.
+
+The trial list's design is seeded by the participant's number within their condition (so
+conditions see the same image sets), its sides and order by 128 bits of fresh OS randomness
+stored with the participant (:func:`fvlab.study.trials.make_trials`).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import secrets
 import time
@@ -56,9 +63,13 @@ def _choose_condition(conn: sa.Connection, settings: ServerSettings, seq: int, n
 
 
 def enrolment_view(
-    row: dict[str, Any], settings: ServerSettings, resumed: bool, image_url: Callable[[str], str]
+    row: dict[str, Any],
+    settings: ServerSettings,
+    resumed: bool,
+    image_url: Callable[[str, str], str],
 ) -> dict[str, Any]:
-    """The JSON the browser gets for a participant row."""
+    """The JSON the browser gets for a participant row (``image_url(trial id, path)``: that
+    participant's image URLs)."""
     stored = json.loads(row["trials_json"])
     return {
         "participant_id": row["participant_id"],
@@ -72,6 +83,10 @@ def enrolment_view(
     }
 
 
+def _same_token(row: dict[str, Any], token: str | None) -> bool:
+    return token is not None and hmac.compare_digest(row["token"].encode(), token.encode())
+
+
 def enrol(
     engine: Engine,
     manifest: dict[str, Any],
@@ -79,9 +94,17 @@ def enrol(
     prolific_pid: str | None = None,
     study_id: str | None = None,
     session_id: str | None = None,
-    image_url: Callable[[str], str] = lambda path: path,
+    image_url: Callable[[str, str, str], str] = lambda participant_id, trial_id, path: path,
+    token: str | None = None,
+    before_new: Callable[[], None] = lambda: None,
+    operator: bool = False,
 ) -> dict[str, Any]:
-    """Enrol (or resume) a participant; returns :func:`enrolment_view` of their row."""
+    """Enrol (or resume) a participant; returns :func:`enrolment_view` of their row.
+
+    ``image_url(participant id, trial id, path)`` gives image URLs; ``token``: what the browser
+    presented (needed to resume, unless the request is the ``operator``'s, i.e. carries the
+    admin token); ``before_new`` runs before a NEW participant is made (the server's rate limit
+    raises from it)."""
     key = _external_key(prolific_pid, study_id)
     now = time.time()
     with engine.begin() as conn:
@@ -96,7 +119,15 @@ def enrol(
                     raise RequestRejected(
                         409, "this participant has already completed the study; thank you"
                     )
-                return enrolment_view(row, settings, True, image_url)
+                if not operator and not _same_token(row, token):
+                    raise RequestRejected(
+                        409,
+                        "this Prolific ID has already started the study in another browser or "
+                        "tab; please continue there",
+                    )
+                pid = row["participant_id"]
+                return enrolment_view(row, settings, True, lambda t, p: image_url(pid, t, p))
+        before_new()
         seq = (
             int(
                 conn.execute(
@@ -106,9 +137,22 @@ def enrol(
             + 1
         )
         condition = _choose_condition(conn, settings, seq, now)
+        slot = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(participants)
+            .where(participants.c.condition == condition)
+        ).scalar_one()
         participant_id = f"p{seq:05d}"
+        entropy = secrets.randbits(128)
         practice, trials = make_trials(
-            manifest, condition, participant_id, seq, settings.seed, settings.trials
+            manifest,
+            condition,
+            participant_id,
+            seq,
+            settings.seed,
+            settings.trials,
+            slot=int(slot) + 1,
+            entropy=entropy,
         )
         row = {
             "seq": seq,
@@ -124,9 +168,11 @@ def enrol(
                 {
                     "practice": [t.to_dict() for t in practice],
                     "trials": [t.to_dict() for t in trials],
+                    "slot": int(slot) + 1,
+                    "entropy": str(entropy),
                 }
             ),
         }
         conn.execute(participants.insert().values(**row))
     full = {**row, "submitted_unix": None}
-    return enrolment_view(full, settings, False, image_url)
+    return enrolment_view(full, settings, False, lambda t, p: image_url(participant_id, t, p))

@@ -3,6 +3,10 @@
 Tables: ``participants`` (one row each, no access token, no trial list, no raw JSON),
 ``responses`` (one row per answered trial) and ``raw`` (one JSON object per submitted
 participant: their enrolment and the submission exactly as stored).
+
+CSV cells are made safe for spreadsheets (:func:`csv_cell`): text starting with ``=``, ``+``,
+``-``, ``@``, a tab or a carriage return gets a leading ``'`` (so it is not run as a formula;
+OWASP's advice), and NUL characters are removed. Numbers are written as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ from fvlab.study.storage import fetch_participants, fetch_responses
 TABLES = ("participants", "responses", "raw")
 FORMATS = ("csv", "parquet", "jsonl")
 _PRIVATE = ("token", "trials_json", "submission_json")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell that no spreadsheet runs as a formula (see the module docstring)."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\x00", "")
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def table_rows(engine: Engine, table: str) -> list[dict[str, Any]]:
@@ -63,7 +76,7 @@ def encode_table(rows: list[dict[str, Any]], table: str, fmt: str) -> bytes:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in rows)
         return text.getvalue().encode()
     import pyarrow as pa
     import pyarrow.parquet as pq

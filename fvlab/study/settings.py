@@ -147,22 +147,38 @@ class StudySettings(Settings):
 
 @dataclass(frozen=True)
 class ExclusionCriteria(Settings):
-    """Who counts. Times in seconds; fractions in [0, 1]."""
+    """Who counts (P2's criteria). Times in seconds; fractions in [0, 1].
+
+    The total time is the SERVER's: enrolment to stored submission. The instruction time is
+    the page's report, capped at that total (a page cannot have spent longer on the
+    instructions than the server saw it take). As P2, the no-reference condition (``none``,
+    no references to study) has its own, lower minima (``none_min_total_s``,
+    ``none_min_instructions_s``)."""
 
     min_catch_fraction: float = 2 / 3
-    min_instructions_s: float = 15.0
+    min_instructions_s: float = 20.0
     min_total_s: float = 90.0
     max_total_s: float = 900.0
+    none_min_instructions_s: float = 15.0
+    none_min_total_s: float = 40.0
     require_both_sides: bool = True
     max_practice_attempts: int = 5
 
     def validate(self) -> None:
         in_range("min_catch_fraction", self.min_catch_fraction, 0, 1)
-        if self.min_total_s > self.max_total_s:
-            raise SettingsError(
-                "max_total_s",
-                f"total-time window is empty: min {self.min_total_s} s > max {self.max_total_s} s",
-            )
+        for name in ("min_total_s", "none_min_total_s"):
+            if getattr(self, name) > self.max_total_s:
+                raise SettingsError(
+                    "max_total_s",
+                    f"total-time window is empty: {name} {getattr(self, name)} s > max "
+                    f"{self.max_total_s} s",
+                )
+
+    def window(self, condition: str) -> tuple[float, float, float]:
+        """(min instruction time, min total time, max total time) in s for ``condition``."""
+        if condition == "none":
+            return self.none_min_instructions_s, self.none_min_total_s, self.max_total_s
+        return self.min_instructions_s, self.min_total_s, self.max_total_s
 
 
 @dataclass(frozen=True)
@@ -213,13 +229,31 @@ class TrialConfig(Settings):
             )
 
 
+_URL_FORBIDDEN = set("\"'<>`\\ ") | {chr(c) for c in range(32)} | {chr(127)}
+
+
+def _check_url(name: str, url: str | None) -> None:
+    """An end-of-study URL: absolute http(s), or a path on this server; no quotes, spaces,
+    angle brackets or control characters (it is put into the page)."""
+    if url is None:
+        return
+    if not url.startswith(("http://", "https://", "/")) or url.startswith("//"):
+        raise SettingsError(name, f"must start with http://, https:// or /, got {url!r}")
+    bad = sorted(set(url) & _URL_FORBIDDEN)
+    if bad:
+        raise SettingsError(name, f"may not contain {bad[0]!r} (escape it as %XX), got {url!r}")
+
+
 @dataclass(frozen=True)
 class ServerSettings(Settings):
     """Server-side settings of one running study (all stored decisions derive from these):
     the trial-list ``seed`` and ``trials`` per participant, practice rounds allowed, seconds
     after which an unsubmitted participant stops counting for balance, practice feedback and
-    redirect pauses (ms), where participants go at the end, and the largest request body
-    (bytes)."""
+    redirect pauses (ms), where participants go at the end (``completion_url``; default the
+    server's own page showing ``completion_code``) and after a failed practice
+    (``practice_failed_url``; default the server's own page), the consent text (HTML, the
+    operator's), the largest request body (bytes), and at most ``enrol_limit`` new
+    enrolments per client address within ``enrol_window_s`` seconds (0: no limit)."""
 
     seed: int = 0
     trials: TrialConfig = field(default_factory=TrialConfig)
@@ -227,18 +261,28 @@ class ServerSettings(Settings):
     abandon_after_s: float = 3600.0  # an unsubmitted participant stops counting for balance
     feedback_ms: int = 1000
     completion_url: str | None = None  # e.g. https://app.prolific.com/submissions/complete?cc=X
+    completion_code: str | None = None  # shown on the default end page (None: per participant)
+    practice_failed_url: str | None = None  # e.g. Prolific's "screened out" completion URL
+    consent_html: str | None = None  # None: a generic text (docs/study.md)
     redirect_delay_ms: int = 3000
     max_body_bytes: int = 1_000_000
+    enrol_limit: int = 20
+    enrol_window_s: float = 3600.0
 
     def validate(self) -> None:
         at_least("max_practice_attempts", self.max_practice_attempts, 1)
         at_least("max_body_bytes", self.max_body_bytes, 10_000)
-        if self.completion_url is not None and not self.completion_url.startswith(
-            ("http://", "https://", "/")
+        at_least("enrol_limit", self.enrol_limit, 0)
+        positive("enrol_window_s", self.enrol_window_s)
+        _check_url("completion_url", self.completion_url)
+        _check_url("practice_failed_url", self.practice_failed_url)
+        code = self.completion_code
+        if code is not None and not (
+            0 < len(code) <= 64
+            and all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in code)
         ):
             raise SettingsError(
-                "completion_url",
-                f"must start with http://, https:// or /, got {self.completion_url!r}",
+                "completion_code", f"must be 1-64 letters, digits, '-' or '_', got {code!r}"
             )
 
     def browser_view(self) -> dict[str, Any]:
@@ -246,7 +290,8 @@ class ServerSettings(Settings):
         return {
             "max_practice_attempts": self.max_practice_attempts,
             "feedback_ms": self.feedback_ms,
-            "completion_url": self.completion_url or "complete",
+            "completion_url": self.completion_url,
+            "practice_failed_url": self.practice_failed_url or "ended",
             "redirect_delay_ms": self.redirect_delay_ms,
         }
 

@@ -10,9 +10,10 @@ server's allowed attempts are used). Confidence depends on correctness: P(3, 2, 
 Each participant's random draws come from ``default_rng([seed, participant_number])``, where the
 number is the server's (1, 2, … in enrolment order), so a run is reproducible whatever the
 interleaving of the concurrent requests. Participants are identified to the server by a Prolific
-id ``sim-<seed>-<i>``: a retried or repeated enrolment resumes the same participant, so running
-the same command again completes whatever an interrupted run left unsubmitted and never
-duplicates a submission.
+id ``sim-<seed>-<i>``: a retried or repeated enrolment resumes the same participant (the
+simulator sends the admin token, with which the server resumes without the participant's
+cookie), so running the same command again completes whatever an interrupted run left
+unsubmitted and never duplicates a submission.
 
 Network failures and 5xx answers are retried with exponential back-off (bounded in count and
 time); a 409 on a *retried* submission means an earlier try was stored but its answer was lost.
@@ -125,7 +126,7 @@ def make_submission(
                 ]
             )
     main_correct = main_total = 0
-    for trial in enrolment["trials"]:
+    for trial in enrolment["trials"] if passed else []:  # a failed practice ends the study
         is_catch = key[trial["trial_id"]]["kind"] == "catch"
         correct = respond(trial["trial_id"], model.catch_accuracy if is_catch else p, 1)
         if not is_catch:
@@ -203,8 +204,9 @@ async def _participant(
         "session_id": f"sim-session-{index:05d}",
     }
     try:
+        # With the admin token the server resumes an unsubmitted participant (a re-run).
         enrolment, _ = await _request(
-            client, "POST", "api/participants", policy, outcome, json=body
+            client, "POST", "api/participants", policy, outcome, json=body, headers=admin
         )
     except _Gone as exc:
         outcome.status = "already_submitted" if exc.status == 409 else "failed"

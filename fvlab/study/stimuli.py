@@ -130,6 +130,30 @@ class Layout:
     sigma: float
 
 
+#: units per layer when none are given (P2: 18 units over its layers)
+DEFAULT_UNITS_PER_LAYER = 6
+
+
+def default_units(model: LoadedModel, layers: int = 3) -> list[LayerUnit]:
+    """The study's units when none are given: the first ``DEFAULT_UNITS_PER_LAYER`` channels
+    of each of the model's last ``layers`` BatchNorm2d layers (pre-ReLU, as P2), or of its
+    last Conv2d layers when it has no batch norm. fmnist-cnn: bn3:0-5, bn4:0-5, bn5:0-5."""
+    modules = list(model.module.named_modules())
+    chosen = [(n, m.num_features) for n, m in modules if isinstance(m, torch.nn.BatchNorm2d)]
+    if not chosen:
+        chosen = [(n, m.out_channels) for n, m in modules if isinstance(m, torch.nn.Conv2d)]
+    if not chosen:
+        raise FvlabError(
+            f"model {model.name} has no BatchNorm2d or Conv2d layer to take default units from; "
+            "give them with units (--units LAYER:UNITS)"
+        )
+    return [
+        (name, u)
+        for name, channels in chosen[-layers:]
+        for u in range(min(channels, DEFAULT_UNITS_PER_LAYER))
+    ]
+
+
 def plan_layout(model: LoadedModel, settings: StudySettings) -> Layout:
     """Step 1, plan units: check every unit against its layer in ``model``
     (:func:`fvlab.models.probe.check_units`) and derive the geometry — occluder side

@@ -74,6 +74,37 @@ responses = sa.Table(
 )
 
 
+#: server-side secrets (one row: the key of the image ids), in their own MetaData so that
+#: readers of the answers (export, analyze) do not need this table
+keys_metadata = sa.MetaData()
+server_keys = sa.Table(
+    "server_keys",
+    keys_metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.String(128), nullable=False),
+)
+
+
+def server_secret(engine: Engine, name: str = "image_ids") -> bytes:
+    """A random 32-byte secret kept in the database: made once, the same for every server
+    process and restart that uses this database (a racing second maker reads the first's)."""
+    import secrets
+
+    keys_metadata.create_all(engine)
+    query = sa.select(server_keys.c.value).where(server_keys.c.name == name)
+    with engine.begin() as conn:
+        value = conn.execute(query).scalar_one_or_none()
+    if value is None:
+        try:
+            with engine.begin() as conn:
+                conn.execute(server_keys.insert().values(name=name, value=secrets.token_hex(32)))
+        except sa.exc.IntegrityError:
+            pass
+        with engine.begin() as conn:
+            value = conn.execute(query).scalar_one()
+    return bytes.fromhex(value)
+
+
 def database_url(db: str | None, study_dir: Path | None) -> str:
     """A SQLAlchemy URL from ``--db``: a URL as is, a bare path as SQLite, None → study dir."""
     if db is None:
@@ -85,6 +116,14 @@ def database_url(db: str | None, study_dir: Path | None) -> str:
     if "://" in db:
         return db
     return f"sqlite:///{Path(db).resolve()}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` as messages show it: a password replaced by ``***``."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -121,14 +160,25 @@ def open_database(url: str, create: bool = True) -> Engine:
             engine = sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
         raise FvlabError(
-            f"cannot use database URL {url!r}: {exc}. Use a path, sqlite:///FILE.sqlite or "
-            "postgresql+psycopg://USER:PASS@HOST/DB (after `pip install 'psycopg[binary]'`)"
+            f"cannot use database URL {shown_url(url)!r}: {exc}. Use a path, "
+            "sqlite:///FILE.sqlite or postgresql+psycopg://USER:PASS@HOST/DB (after "
+            "`pip install 'psycopg[binary]'`)"
         ) from exc
-    if create:
-        try:
+    except OSError as exc:  # the SQLite file's folder cannot be made
+        raise FvlabError(f"cannot open database {shown_url(url)!r}: {exc}") from exc
+    try:  # connect once now: an unreachable server or a file that is no database fails here
+        if create:
             metadata.create_all(engine)
-        except sa.exc.OperationalError as exc:
-            raise FvlabError(f"cannot open database {url!r}: {exc.orig}") from exc
+        else:
+            missing = set(metadata.tables) - set(sa.inspect(engine).get_table_names())
+            if missing:
+                raise FvlabError(
+                    f"{shown_url(url)!r} is not a study database (no table "
+                    f"{sorted(missing)[0]!r}); pass the database `fvlab study serve` used (--db)"
+                )
+    except sa.exc.DBAPIError as exc:  # garbage file, refused connection, bad password
+        engine.dispose()
+        raise FvlabError(f"cannot open database {shown_url(url)!r}: {exc.orig}") from exc
     return engine
 
 

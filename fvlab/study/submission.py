@@ -7,13 +7,20 @@ Checks (each failure → :class:`RequestRejected` with a 4xx, and nothing is wri
   submitted by ``UPDATE … WHERE submitted_unix IS NULL``;
 * every main and catch trial of theirs is answered exactly once (attempt 1), no trial id
   belongs to anyone else, every practice attempt 1..k answers each practice trial once,
-  k ≤ the allowed attempts, and the reported ``practice_passed`` matches the answers (422).
+  k ≤ the allowed attempts, and the reported ``practice_passed`` matches the answers (422);
+* a participant who failed the practice (all allowed rounds used, the last one not all
+  right) ends there: their submission holds the practice answers only (422 otherwise).
+
+Times: the server records enrolment and submission (``created_unix``, ``submitted_unix``);
+the page's ``instructions_ms`` and ``total_ms`` are stored as reported, and the analysis uses
+the server's duration (:class:`fvlab.study.settings.ExclusionCriteria`).
 
 Scoring happens here, from the stored trial list: ``correct = chosen side == correct side``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import time
@@ -34,7 +41,7 @@ MAX_RESPONSES = 500
 class ResponseIn(BaseModel):
     """One answer: which of the six buttons (0..5 = '3 2 1 | 1 2 3') and how fast."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     trial_id: str = Field(min_length=1, max_length=64)
     attempt: int = Field(ge=1, le=50)
     response: int = Field(ge=0, le=5)
@@ -44,7 +51,7 @@ class ResponseIn(BaseModel):
 class SubmissionIn(BaseModel):
     """Everything the browser sends at the end (``jspsych_data`` is kept as raw JSON)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     token: str = Field(min_length=8, max_length=128)
     responses: list[ResponseIn] = Field(min_length=1, max_length=MAX_RESPONSES)
     instructions_ms: float = Field(ge=0, le=86_400_000)
@@ -108,8 +115,20 @@ def _check_and_score(
                 "rt_ms": r.rt_ms,
             }
         )
+    failed = bool(practice) and not sub.practice_passed
+    if failed and sub.practice_attempts < settings.max_practice_attempts:
+        raise RequestRejected(
+            422,
+            f"practice_passed=false after {sub.practice_attempts} of "
+            f"{settings.max_practice_attempts} allowed rounds: the practice was not over",
+        )
+    answered = [tid for tid in scored if (tid, 1) in seen]
     missing = [tid for tid in scored if (tid, 1) not in seen]
-    if missing:
+    if failed and answered:
+        raise RequestRejected(
+            422, f"the practice was failed, so the study ended there; {answered[0]} was answered"
+        )
+    if missing and not failed:
         raise RequestRejected(422, f"{len(missing)} trials unanswered, e.g. {missing[0]}")
     if sub.practice_attempts > settings.max_practice_attempts:
         raise RequestRejected(
@@ -146,7 +165,7 @@ def store_submission(
     if row["submitted_unix"] is not None:
         raise RequestRejected(409, f"participant {participant_id} has already submitted")
     stored_json = json.loads(row["trials_json"])
-    stored = {k: [Trial.from_dict(t) for t in v] for k, v in stored_json.items()}
+    stored = {k: [Trial.from_dict(t) for t in stored_json[k]] for k in ("practice", "trials")}
     rows = _check_and_score(sub, stored, settings, participant_id)
     with engine.begin() as conn:
         marked = conn.execute(
@@ -166,4 +185,18 @@ def store_submission(
         if marked.rowcount != 1:
             raise RequestRejected(409, f"participant {participant_id} has already submitted")
         conn.execute(responses.insert(), rows)
-    return {"stored": True, "participant_id": participant_id, "responses": len(rows)}
+    return {
+        "stored": True,
+        "participant_id": participant_id,
+        "responses": len(rows),
+        "completion_code": completion_code(row["token"], settings),
+    }
+
+
+def completion_code(token: str, settings: ServerSettings) -> str:
+    """The code shown on the default end page: the operator's ``completion_code``, else one
+    per participant (``FV`` + 10 hex digits of SHA-256 of their token: the operator can check
+    it against the database, nobody can make one without the token)."""
+    if settings.completion_code:
+        return settings.completion_code
+    return "FV" + hashlib.sha256(f"completion:{token}".encode()).hexdigest()[:10].upper()

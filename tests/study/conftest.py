@@ -210,3 +210,18 @@ def module_server_factory():
 def free_port_fixture() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throw-away PostgreSQL server for the whole session (``tests/study/loadtools.py``);
+    ``postgres.new_database()`` gives the URL of a fresh database. Stopped and deleted at the
+    end. When PostgreSQL cannot start, the tests that need it fail (never skip), saying why."""
+    from tests.study.loadtools import PostgresCluster, PostgresUnavailable
+
+    try:
+        cluster = PostgresCluster().start()
+    except PostgresUnavailable as exc:
+        pytest.fail(f"the PostgreSQL tests cannot run: {exc}", pytrace=False)
+    yield cluster
+    cluster.stop()

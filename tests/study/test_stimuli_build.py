@@ -169,3 +169,58 @@ def test_small_build_without_catch_units_is_deterministic(tmp_path):
     assert files and all(
         (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files
     )
+
+
+def test_png_sizes_leak_on_disk_but_not_over_http(study, manifest, tmp_path):
+    """On a real build the correct occlusion and the foil differ in PNG size (the foil covers
+    more structure, which compresses better); the server pads every image to one length."""
+    from fastapi.testclient import TestClient
+
+    from fvlab.study.server import create_app
+    from fvlab.study.settings import ServerSettings
+
+    sets = [s for _, s in image_sets(manifest)]
+    sizes = [
+        ((study / s["occluded_max"]).stat().st_size, (study / s["occluded_min"]).stat().st_size)
+        for s in sets
+    ]
+    larger_is_correct = sum(a > b for a, b in sizes)
+    print(f"on disk: the correct PNG is the larger in {larger_is_correct} of {len(sizes)} sets")
+    assert len({a for a, _ in sizes} | {b for _, b in sizes}) > 1  # sizes do vary on disk
+    app = create_app(study, f"sqlite:///{tmp_path}/db.sqlite", ServerSettings(), "k" * 20)
+    with TestClient(app) as client:
+        enrolment = client.post("/api/participants", json={}).json()
+        lengths = {
+            len(client.get(f"/{t[side]}").content)
+            for t in enrolment["practice"] + enrolment["trials"]
+            for side in ("query", "left", "right")
+        }
+    assert lengths == {app.state.padded_length}
+
+
+def test_build_has_default_units(reference_model, tmp_path, capsys):
+    """Without --units: units 0-5 of the last three batch-norm layers (P2's 18 units); a bad
+    value found after that is still a one-line error, not a traceback."""
+    from fvlab.study.stimuli import default_units
+
+    units = default_units(reference_model)
+    assert len(units) == 18 and {layer for layer, _ in units} == {"bn3", "bn4", "bn5"}
+    with pytest.raises(SystemExit) as done:
+        main(["study", "build", "--out", str(tmp_path / "s"), "--max-images", "10", "-q"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "max_images" in err[0]
+
+
+def test_end_urls_and_codes_are_checked(tmp_path):
+    from fvlab.jobs import SettingsError
+    from fvlab.study.settings import ServerSettings
+
+    for url in ('https://x/"onmouseover="alert(1)', "https://x/a b", "javascript:alert(1)", "//x"):
+        with pytest.raises(SettingsError, match="completion_url"):
+            ServerSettings(completion_url=url)
+    with pytest.raises(SettingsError, match="practice_failed_url"):
+        ServerSettings(practice_failed_url="https://x/<script>")
+    with pytest.raises(SettingsError, match="completion_code"):
+        ServerSettings(completion_code="<b>")
+    assert ServerSettings(completion_url="https://app.prolific.com/c?cc=AB12").completion_url

@@ -16,7 +16,8 @@ def person(pid, condition, instructions_s=30, total_s=300, attempts=1, passed=Tr
     return {
         "participant_id": pid,
         "condition": condition,
-        "submitted_unix": 1.0,
+        "created_unix": 1000.0,
+        "submitted_unix": 1000.0 + total_s,  # the server's clock
         "instructions_ms": instructions_s * 1000,
         "total_ms": total_s * 1000,
         "practice_attempts": attempts,
@@ -126,6 +127,73 @@ def test_kappa_and_baselines_are_scored_on_the_same_image_sets():
     assert pairs["natural"]["none"]["image_sets"] == 8
     assert result["conditions"]["natural"]["baselines"]["center"]["mean"] == pytest.approx(0.5)
     assert result["baselines"]["center"]["accuracy_over_image_sets"] == pytest.approx(0.5)
+    # Between participants (P2's κ): within a condition they agree fully, across they disagree.
+    by_pair = result["participant_kappa"]["conditions"]
+    assert by_pair["natural"]["natural"] == {"mean_kappa": 1.0, "pairs": 6, "undefined_pairs": 0}
+    assert by_pair["natural"]["none"]["mean_kappa"] == pytest.approx(-1.0)
+    assert by_pair["natural"]["none"]["pairs"] == by_pair["none"]["natural"]["pairs"] == 16
+
+
+def test_participant_kappa_against_a_direct_computation():
+    rng = np.random.default_rng(4)
+    people, rows = [], []
+    for i in range(6):
+        pid, condition = f"q{i}", ["synthetic", "blur"][i % 2]
+        people.append(person(pid, condition))
+        rows += answers(pid, condition, rng.random(12) < 0.6)
+    result = analyse(people, rows, ["synthetic", "blur"])
+    correct = {pid: [r["correct"] for r in rows if r["participant_id"] == pid] for pid in
+               [p["participant_id"] for p in people]}  # fmt: skip
+    cross = [
+        cohen_kappa(np.array(correct[a]), np.array(correct[b]))
+        for a in ("q0", "q2", "q4")
+        for b in ("q1", "q3", "q5")
+    ]
+    defined = [k for k in cross if k is not None]
+    entry = result["participant_kappa"]["conditions"]["synthetic"]["blur"]
+    assert entry["pairs"] == len(defined) and entry["undefined_pairs"] == 9 - len(defined)
+    assert entry["mean_kappa"] == pytest.approx(np.mean(defined))
+
+
+def test_a_bot_that_submits_seconds_after_enrolling_is_excluded():
+    """Exclusions use the server's clock: a script claiming 149 s (and 20 s of instructions)
+    that submitted 2 s after enrolling is out, however good its answers."""
+    bot = {**person("bot", "natural", instructions_s=20, total_s=149)}
+    bot["submitted_unix"] = bot["created_unix"] + 2.0
+    human = person("human", "natural", instructions_s=20, total_s=149)
+    rows = answers("bot", "natural", [1] * 18) + answers("human", "natural", [1, 0] * 9)
+    for pid in ("bot", "human"):
+        rows += answers(pid, "natural", [1, 1, 1], kind="catch")
+    table = {
+        p["participant_id"]: p
+        for p in analyse([bot, human], rows, ["natural"])["participant_table"]
+    }
+    assert table["bot"]["exclusion_reasons"] == ["instructions_time", "total_time"]
+    assert table["bot"]["total_s"] == 2.0 and table["bot"]["reported_total_s"] == 149.0
+    assert table["bot"]["instructions_s"] == 2.0  # capped at the server's total
+    assert table["human"]["included"]
+
+
+def test_time_windows_per_condition_follow_p2():
+    """none: 40–900 s and instructions ≥ 15 s; the others: 90–900 s and ≥ 20 s."""
+    people, rows = [], []
+    for condition in ("none", "synthetic"):
+        for total, instructions in ((50, 16), (95, 21), (950, 30)):
+            pid = f"{condition}-{total}"
+            people.append(person(pid, condition, instructions_s=instructions, total_s=total))
+            rows += answers(pid, condition, [1, 0, 1, 1])
+    table = {
+        p["participant_id"]: p["exclusion_reasons"]
+        for p in analyse(people, rows, ["none", "synthetic"])["participant_table"]
+    }
+    assert table == {
+        "none-50": [],
+        "none-95": [],
+        "none-950": ["total_time"],
+        "synthetic-50": ["instructions_time", "total_time"],
+        "synthetic-95": [],
+        "synthetic-950": ["total_time"],
+    }
 
 
 def test_mean_and_intervals_edge_cases():

@@ -1,6 +1,7 @@
-"""Crash safety: SIGKILL the server during a simulated run and restart it.
+"""Crash safety: SIGKILL the server during a simulated run and restart it — on SQLite and on a
+real PostgreSQL server (the ``postgres`` fixture) — and SIGKILL PostgreSQL itself.
 
-No acknowledged submission is lost (they are all in the database file right after the kill),
+No acknowledged submission is lost (they are all in the database right after the kill),
 interrupted requests are retried against the restarted server, and nothing is stored twice —
 also when the server stored a submission but its answer never reached the participant.
 """
@@ -8,39 +9,31 @@ also when the server stored a submission but its answer never reached the partic
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 
 import httpx
+import pytest
 
 from fvlab.study.simulate import ObserverModel, RetryPolicy, simulate_participants
+from tests.study.loadtools import PostgresCluster, response_rows, stored_submissions
 
 
-def _submitted(db) -> dict[str, str]:
-    with sqlite3.connect(db, timeout=30) as conn:
-        rows = conn.execute(
-            "SELECT participant_id, submission_json FROM participants "
-            "WHERE submitted_unix IS NOT NULL"
-        ).fetchall()
-    return dict(rows)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """(extra ``fvlab study serve`` arguments, SQLAlchemy URL) of a fresh database."""
+    if request.param == "sqlite":
+        db = tmp_path / "study.sqlite"
+        return (), f"sqlite:///{db}"
+    url = request.getfixturevalue("postgres").new_database("fault")
+    return ("--db", url), url  # the last --db wins over the factory's SQLite path
 
 
-def _response_rows(db) -> tuple[int, int]:
-    with sqlite3.connect(db, timeout=30) as conn:
-        total = conn.execute("SELECT count(*) FROM responses").fetchone()[0]
-        distinct = conn.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT participant_id, trial_id, attempt "
-            "FROM responses)"
-        ).fetchone()[0]
-    return total, distinct
-
-
-def test_sigkill_during_a_run_loses_nothing_and_duplicates_nothing(
-    tiny_study, tmp_path, server_factory
-):
-    db = tmp_path / "fault.sqlite"
-    server = server_factory(tiny_study, db)
+def _run_through_a_crash(server, url, crash, recover, readable_while_down: bool) -> None:
+    """120 simulated participants against ``server``; after 30 acknowledged submissions
+    ``crash()``, then ``recover()``. Checks that every submission acknowledged before the crash
+    is stored (while the database is down if it is readable then), that all 120 end up stored
+    exactly once, and that running the simulation again stores nothing."""
     acknowledged: list[tuple[float, str, dict]] = []
     lock = threading.Lock()
 
@@ -65,6 +58,14 @@ def test_sigkill_during_a_run_loses_nothing_and_duplicates_nothing(
             on_outcome=on_outcome,
         )
 
+    def check_acknowledged_are_stored(killed_at: float) -> None:
+        with lock:
+            acked_before = [(pid, sub) for t, pid, sub in acknowledged if t <= killed_at]
+        stored = stored_submissions(url)
+        for pid, sub in acked_before:
+            assert json.loads(stored[pid]) == {**sub, "jspsych_data": None}
+        assert len(stored) < 120  # the crash really interrupted the run
+
     worker = threading.Thread(target=run)
     worker.start()
     try:
@@ -72,28 +73,25 @@ def test_sigkill_during_a_run_loses_nothing_and_duplicates_nothing(
         while len(acknowledged) < 30 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert len(acknowledged) >= 30, "the run did not get going"
-        server.kill()
+        crash()
         killed_at = time.monotonic()
-        # Every submission acknowledged before the kill is in the database file.
-        with lock:
-            acked_before = [(pid, sub) for t, pid, sub in acknowledged if t <= killed_at]
-        stored = _submitted(db)
-        for pid, sub in acked_before:
-            assert json.loads(stored[pid]) == {**sub, "jspsych_data": None}
-        assert len(stored) < 120  # the kill really interrupted the run
+        if readable_while_down:
+            check_acknowledged_are_stored(killed_at)
         time.sleep(0.5)
-        server.start()  # same port, same database
+        recover()
+        if not readable_while_down:
+            check_acknowledged_are_stored(killed_at)
     finally:
         worker.join(timeout=170)
     assert not worker.is_alive()
     outcomes = results["outcomes"]
     assert {o.status for o in outcomes} <= {"stored", "stored_earlier"}
     assert sum(o.retries for o in outcomes) > 0  # requests failed during the outage
-    stored = _submitted(db)
+    stored = stored_submissions(url)
     assert len(stored) == 120
     for o in outcomes:
         assert json.loads(stored[o.participant_id]) == {**o.submission, "jspsych_data": None}
-    total, distinct = _response_rows(db)
+    total, distinct = response_rows(url)
     assert total == distinct == sum(len(o.submission["responses"]) for o in outcomes)
     # Running the same simulation again completes nothing twice.
     again = simulate_participants(
@@ -106,7 +104,30 @@ def test_sigkill_during_a_run_loses_nothing_and_duplicates_nothing(
         show_progress=False,
     )
     assert {o.status for o in again} == {"already_submitted"}
-    assert _response_rows(db) == (total, distinct)
+    assert response_rows(url) == (total, distinct)
+
+
+def test_sigkill_during_a_run_loses_nothing_and_duplicates_nothing(
+    tiny_study, tmp_path, server_factory, database
+):
+    extra, url = database
+    server = server_factory(tiny_study, tmp_path / "study.sqlite", *extra)
+    # SIGKILL of the server (for SQLite also of the database engine: it runs in the server);
+    # the database is read straight after the kill, then the server restarts on the same port
+    _run_through_a_crash(server, url, server.kill, server.start, readable_while_down=True)
+
+
+@pytest.mark.slow
+def test_sigkill_of_postgresql_during_a_run_loses_nothing(tiny_study, tmp_path, server_factory):
+    """PostgreSQL itself crashes (every process SIGKILLed) mid-run and comes back with crash
+    recovery; the server stays up, answering 500 meanwhile, and reconnects."""
+    cluster = PostgresCluster().start()  # its own: the session's server must not crash
+    try:
+        url = cluster.new_database("crash")
+        server = server_factory(tiny_study, tmp_path / "unused.sqlite", "--db", url)
+        _run_through_a_crash(server, url, cluster.kill, cluster.restart, readable_while_down=False)
+    finally:
+        cluster.stop()
 
 
 class LoseFirstSubmissionAnswer(httpx.AsyncBaseTransport):
@@ -128,9 +149,11 @@ class LoseFirstSubmissionAnswer(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-def test_resubmission_after_a_lost_answer_is_not_duplicated(tiny_study, tmp_path, server_factory):
-    db = tmp_path / "lost.sqlite"
-    server = server_factory(tiny_study, db)
+def test_resubmission_after_a_lost_answer_is_not_duplicated(
+    tiny_study, tmp_path, server_factory, database
+):
+    extra, url = database
+    server = server_factory(tiny_study, tmp_path / "study.sqlite", *extra)
     transport = LoseFirstSubmissionAnswer()
     [outcome] = simulate_participants(
         server.url,
@@ -143,6 +166,6 @@ def test_resubmission_after_a_lost_answer_is_not_duplicated(tiny_study, tmp_path
     )
     assert transport.lost == 1
     assert outcome.status == "stored_earlier" and outcome.retries == 1
-    assert list(_submitted(db)) == [outcome.participant_id]
-    total, distinct = _response_rows(db)
+    assert list(stored_submissions(url)) == [outcome.participant_id]
+    total, distinct = response_rows(url)
     assert total == distinct == len(outcome.submission["responses"])

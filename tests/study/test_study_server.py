@@ -9,13 +9,14 @@ import json
 from collections import Counter
 
 import httpx
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from fvlab.errors import FvlabError
-from fvlab.study.manifest import CONDITIONS, manifest_image_paths, read_manifest
-from fvlab.study.protocol import image_ids
-from fvlab.study.server import create_app
+from fvlab.study.manifest import CONDITIONS, read_manifest
+from fvlab.study.server import SECURITY_HEADERS, create_app
 from fvlab.study.settings import ServerSettings
 from fvlab.study.trials import encode_response
 
@@ -99,16 +100,41 @@ def test_page_assets_and_enrolment_reveal_no_answers(client, tiny_study):
     assert all(t["correct_side"] in ("left", "right") for t in person["practice"])
     urls = {u for t in person["trials"] for u in (t["query"], t["left"], t["right"])}
     assert not any("occluded" in u or "images/" in u for u in urls)
-    # Every image URL serves exactly the manifest's file.
+    # Every image URL serves the manifest's file: the same pixels, padded to one length.
     manifest = read_manifest(tiny_study)
-    ids = image_ids(
-        sorted(manifest_image_paths(manifest)), (tiny_study / "manifest.json").read_bytes()
-    )
-    by_url = {f"study/{v}.png": k for k, v in ids.items()}
-    for url in list(urls)[:5]:
-        response = client.get(f"/{url}")
-        assert response.status_code == 200
-        assert response.content == (tiny_study / by_url[url]).read_bytes()
+    sets = {s["set_id"]: s for u in manifest["units"] for s in u["image_sets"]}
+    key = client.get(f"/api/participants/{person['participant_id']}/key", headers=ADMIN).json()
+    lengths = set()
+    for trial in person["trials"][:5]:
+        truth = key[trial["trial_id"]]
+        correct = trial[truth["correct_side"]]
+        response = client.get(f"/{correct}")
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        assert "last-modified" not in response.headers and "etag" not in response.headers
+        expected = np.asarray(Image.open(tiny_study / sets[truth["set_id"]]["occluded_max"]))
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(response.content))), expected)
+        lengths.add(len(response.content))
+    assert len(lengths) == 1
+    # The ids are the participant's own: another participant's URL prefix does not work.
+    other = enrol(client)
+    swapped = person["trials"][0]["left"].replace(person["participant_id"], other["participant_id"])
+    assert client.get(f"/{swapped}").status_code == 404
+
+
+def test_security_headers_on_every_response(client):
+    for path in ("/", "/static/experiment.js", "/healthz", "/complete", "/nope"):
+        response = client.get(path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value, (path, name)
+    assert "frame-ancestors 'none'" in SECURITY_HEADERS["Content-Security-Policy"]
+    assert client.get("/favicon.ico").headers["content-type"].startswith("image/svg+xml")
+    assert 'rel="icon"' in client.get("/").text
+
+
+def test_completion_page_escapes_the_code(client):
+    page = client.get("/complete", params={"code": '"><script>alert(1)</script>'}).text
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "ABC-123" in client.get("/complete", params={"code": "ABC-123"}).text
 
 
 def test_conditions_are_balanced_over_http(client):
@@ -257,3 +283,92 @@ def test_the_server_and_the_manifest_reader_do_not_import_torch(tiny_study):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"token": "%s", "responses": [], "instructions_ms": NaN}',
+        b'{"token": "%s", "responses": [], "instructions_ms": Infinity}',
+        b'{"token": "%s", "responses": [], "instructions_ms": -Infinity}',
+        b'{"token": "%s", "responses": [], "instructions_ms": 1e999}',
+        b'{"token": "%s", "user_agent": "\\ud800", "responses": []}',
+        b'{"token": "%s", "user_agent": "a\\u0000b", "responses": []}',
+        b'{"token": "%s", "jspsych_data": [{"x": NaN}]}',
+        b'{"token": "%s", "jspsych_data": [{"\\udfff": 1}]}',
+        b"\xff\xfe{}",
+        b"[" * 50_000,
+    ],
+)
+def test_nan_infinity_and_invalid_unicode_are_422(client, raw):
+    person = enrol(client)
+    before = counts(client)
+    url = f"/api/participants/{person['participant_id']}/submission"
+    body = raw.replace(b"%s", person["token"].encode()) if b"%s" in raw else raw
+    response = client.post(url, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    # A full, otherwise valid submission with one poisoned value is refused too.
+    good = full_submission(client, person)
+    poisoned = json.dumps({**good, "user_agent": "x"}).replace('"x"', '"\\ud83d"')
+    response = client.post(url, content=poisoned, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    for bad in ("NaN", "Infinity"):
+        text = json.dumps(good).replace('"rt_ms": 1000.0', f'"rt_ms": {bad}', 1)
+        response = client.post(url, content=text, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422
+    assert (
+        client.post("/api/participants", content=b'{"prolific_pid": "\\ud800"}').status_code == 422
+    )
+    assert counts(client)["responses"] == before["responses"]
+
+
+def test_a_prolific_id_resumes_only_with_the_original_token(server):
+    pid = {"prolific_pid": "resume-1", "study_id": "R"}
+    with httpx.Client(base_url=server.url, timeout=10) as first_browser:
+        first = first_browser.post("/api/participants", json=pid)
+        assert first.status_code == 200 and "fvlab_token" in first.cookies
+        again = first_browser.post("/api/participants", json=pid)  # a reload: cookie sent
+        assert again.json()["resumed"] and again.json()["token"] == first.json()["token"]
+    with httpx.Client(base_url=server.url, timeout=10) as other_browser:
+        stolen = other_browser.post("/api/participants", json=pid)
+        assert stolen.status_code == 409 and "another browser" in stolen.text
+        assert first.json()["token"] not in stolen.text
+        guessed = other_browser.post("/api/participants", json={**pid, "token": "x" * 32})
+        assert guessed.status_code == 409
+        own = other_browser.post("/api/participants", json={**pid, "token": first.json()["token"]})
+        assert own.status_code == 200 and own.json()["resumed"]
+
+
+def test_enrolment_is_rate_limited_per_client(tiny_study, tmp_path, server_factory):
+    server = server_factory(
+        tiny_study, tmp_path / "rate.sqlite", "--enrol-limit", "3", "--enrol-window-minutes", "5"
+    )
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+
+        def from_address(address: str) -> int:  # as a reverse proxy on 127.0.0.1 forwards it
+            return c.post(
+                "/api/participants", json={}, headers={"X-Forwarded-For": address}
+            ).status_code
+
+        assert [from_address("203.0.113.7") for _ in range(5)] == [200, 200, 200, 429, 429]
+        assert from_address("198.51.100.2") == 200  # another client is not affected
+        assert c.post("/api/participants", json={}).status_code == 200  # loopback: exempt
+        assert c.get("/healthz").json()["participants"] == 5
+
+
+def test_csv_export_cannot_run_formulas(client):
+    person = enrol(client, prolific_pid='=HYPERLINK("http://x")', study_id="@SUM(1)")
+    body = {**full_submission(client, person), "user_agent": "-2+3\u0000"}
+    url = f"/api/participants/{person['participant_id']}/submission"
+    assert client.post(url, json=body).status_code == 422  # NUL refused at the door ...
+    body["user_agent"] = "+cmd|' /C calc'!A0"
+    assert client.post(url, json=body).status_code == 200
+    import csv
+
+    rows = list(
+        csv.DictReader(io.StringIO(client.get("/api/export/participants.csv", headers=ADMIN).text))
+    )
+    mine = next(r for r in rows if r["participant_id"] == person["participant_id"])
+    assert mine["prolific_pid"] == '\'=HYPERLINK("http://x")'
+    assert mine["study_id"] == "'@SUM(1)" and mine["user_agent"] == "'+cmd|' /C calc'!A0"
+    assert all(not v.startswith(("=", "+", "@")) for r in rows for v in r.values())

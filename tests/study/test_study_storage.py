@@ -53,7 +53,7 @@ def _key(engine, pid):
                 sa.select(participants.c.trials_json).where(participants.c.participant_id == pid)
             ).scalar_one()
         )
-    return {t["trial_id"]: t for block in stored.values() for t in block}
+    return {t["trial_id"]: t for block in ("practice", "trials") for t in stored[block]}
 
 
 def answer_all(engine, enrolment, right=lambda trial_id: True, confidence=2):
@@ -125,7 +125,15 @@ def test_conditions_are_balanced_and_abandoned_places_refilled(engine, manifest)
 
 def test_enrolment_resumes_for_the_same_prolific_id_until_submitted(engine, manifest):
     first = enrol(engine, manifest, SETTINGS, "PID1", "S1", "sess1")
-    again = enrol(engine, manifest, SETTINGS, "PID1", "S1", "sess2")
+    # The Prolific id alone does not resume (another browser must not get the token) ...
+    with pytest.raises(RequestRejected, match="another browser") as err:
+        enrol(engine, manifest, SETTINGS, "PID1", "S1", "sess2")
+    assert err.value.status == 409
+    with pytest.raises(RequestRejected, match="another browser"):
+        enrol(engine, manifest, SETTINGS, "PID1", "S1", token="x" * 32)
+    # ... the original token does, and so does the operator (admin token).
+    again = enrol(engine, manifest, SETTINGS, "PID1", "S1", "sess2", token=first["token"])
+    assert enrol(engine, manifest, SETTINGS, "PID1", "S1", operator=True)["resumed"]
     assert again["resumed"] and not first["resumed"]
     assert again["participant_id"] == first["participant_id"] and again["token"] == first["token"]
     assert again["trials"] == first["trials"]
@@ -143,7 +151,9 @@ def test_submission_is_scored_from_the_stored_trials(engine, manifest):
     wrong = {t["trial_id"] for t in person["trials"][::4]}
     body = answer_all(engine, person, lambda i: i not in wrong, 3)
     receipt = _submit(engine, person, body)
+    code = receipt.pop("completion_code")
     assert receipt == {"stored": True, "participant_id": "p00001", "responses": 23}
+    assert code.startswith("FV") and len(code) == 12  # per participant: from their token
     with engine.begin() as conn:
         rows = [dict(r._mapping) for r in conn.execute(sa.select(responses))]
     key = _key(engine, "p00001")
@@ -166,7 +176,7 @@ def test_submission_is_scored_from_the_stored_trials(engine, manifest):
         (lambda b, other: b["responses"].append(dict(b["responses"][-1])), 422, "answered twice"),
         (lambda b, other: b["responses"][-1].update(trial_id=other), 422, "not one of"),
         (lambda b, other: b["responses"][-1].update(attempt=2), 422, "has attempt 2"),
-        (lambda b, other: b.update(practice_passed=False), 422, "contradicts"),
+        (lambda b, other: b.update(practice_passed=False), 422, "was not over"),
         (lambda b, other: b.update(practice_attempts=6), 422, "allowed 5"),
         (lambda b, other: b.update(practice_attempts=2), 422, "practice attempt 2 lacks"),
     ],
@@ -299,10 +309,57 @@ def test_export_round_trips_csv_parquet_and_raw(engine, manifest, tmp_path):
     assert len((tmp_path / "cli" / "raw.jsonl").read_text().splitlines()) == 3
 
 
-def test_analysis_of_an_empty_study_is_a_clear_error(engine, tiny_study, tmp_path):
-    from fvlab.study.analysis_report import run_analysis
+def test_analysis_of_an_empty_study_writes_the_participant_table(engine, tiny_study, tmp_path):
+    from fvlab.study.analysis_report import PARTICIPANT_COLUMNS, run_analysis
     from fvlab.study.settings import AnalysisSettings
 
     settings = AnalysisSettings(tiny_study, str(engine.url), baselines=False, observer=False)
-    with pytest.raises(FvlabError, match="no submitted participants"):
-        run_analysis(settings, tmp_path / "out")
+    summary = run_analysis(settings, tmp_path / "out").summary()
+    assert summary["participants"]["submitted"] == 0 and "no included" in summary["warning"]
+    header = (tmp_path / "out" / "participants.csv").read_text().splitlines()
+    assert header == [",".join(PARTICIPANT_COLUMNS)]
+
+
+def test_csv_cells_are_escaped_and_nul_stripped():
+    from fvlab.study.export import csv_cell, encode_table
+
+    assert [csv_cell(v) for v in ("=1+1", "+1", "-1", "@x", "\tx", "ok", "a\x00b", -1.5, 3)] == [
+        "'=1+1", "'+1", "'-1", "'@x", "'\tx", "ok", "ab", -1.5, 3,
+    ]  # fmt: skip
+    text = encode_table([{"a": "=2", "b": -2.0}], "participants", "csv").decode()
+    assert text == "a,b\n'=2,-2.0\n"
+
+
+def test_a_failed_practice_ends_the_study_with_practice_answers_only(engine, manifest):
+    settings = ServerSettings(seed=1, max_practice_attempts=2)
+    person = enrol(engine, manifest, settings)
+    key = _key(engine, person["participant_id"])
+    wrong = {"left": "right", "right": "left"}
+    practice = [
+        {
+            "trial_id": t["trial_id"],
+            "attempt": a,
+            "rt_ms": 900.0,
+            "response": encode_response(wrong[key[t["trial_id"]]["correct_side"]], 1),
+        }
+        for a in (1, 2)
+        for t in person["practice"]
+    ]
+    body = {
+        "token": person["token"],
+        "responses": practice,
+        "instructions_ms": 30000,
+        "total_ms": 60000,
+        "practice_attempts": 2,
+        "practice_passed": False,
+    }
+    main = answer_all(engine, person)["responses"]
+    with pytest.raises(RequestRejected, match="ended there"):
+        store_submission(
+            engine,
+            person["participant_id"],
+            SubmissionIn(**{**body, "responses": practice + main[-3:]}),
+            settings,
+        )
+    store_submission(engine, person["participant_id"], SubmissionIn(**body), settings)
+    assert count_rows(engine) == {"participants": 1, "submitted": 1, "responses": 4}

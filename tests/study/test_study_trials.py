@@ -52,10 +52,18 @@ def test_default_list_has_balanced_sides_and_right_images(manifest, condition):
     ids = [t.trial_id for t in practice + trials]
     assert len(set(ids)) == len(ids) and all(i.startswith("p00007-") for i in ids)
     assert [t.position for t in trials] == list(range(21))
+    assert [t.trial_id for t in trials] == [f"p00007-t{k:02d}" for k in range(21)]
     for t in practice + trials:
         s = sets[t.set_id]
         correct, wrong = (t.left, t.right) if t.correct_side == "left" else (t.right, t.left)
-        assert (correct, wrong, t.query) == (s["occluded_max"], s["occluded_min"], s["query"])
+        assert (correct, t.query) == (s["occluded_max"], s["query"])
+        if condition == "none" and t.kind == "catch":  # P2: the foil is an unrelated unit's
+            foil = sets[t.foil_set_id]
+            shown = {m.set_id for m in practice + trials}
+            assert wrong == foil["occluded_min"] and foil["set_id"] not in shown
+            assert t.foil_set_id.rsplit(":", 1)[0] != t.unit_id
+        else:
+            assert wrong == s["occluded_min"] and t.foil_set_id is None
         assert t.references == s["references"][condition] and t.condition == condition
     assert len(trials[0].references) == (0 if condition == "none" else 9)
     # 18 main trials over 6 main units: each unit 3 times, each time another image set.
@@ -80,6 +88,26 @@ def test_lists_are_seeded_and_differ_between_participants(manifest):
     assert len(orders) == 20  # randomised per participant
     other_seed = make_trials(manifest, "natural", "p00001", 1, seed=1)
     assert [t.set_id for t in other_seed[1]] != [t.set_id for t in a[1]]
+
+
+def test_conditions_are_matched_and_sides_need_the_servers_entropy(manifest):
+    """The k-th participant of every condition sees the same image sets (P2's matching); the
+    sides and the order come from the entropy, which nobody outside the server knows."""
+    designs = set()
+    for number, condition in enumerate(CONDITIONS, start=1):
+        practice, trials = make_trials(manifest, condition, "p", number, slot=4, entropy=number)
+        designs.add(
+            (
+                tuple(sorted(t.set_id for t in trials)),
+                tuple(sorted(t.set_id for t in practice)),
+            )
+        )
+    assert len(designs) == 1
+    sides = {
+        tuple(t.correct_side for t in make_trials(manifest, "natural", "p", 1, entropy=e)[1])
+        for e in range(1, 21)
+    }
+    assert len(sides) == 20  # the same participant number, 20 different answer sequences
 
 
 def test_configurable_counts_and_odd_blocks(manifest):
@@ -116,3 +144,15 @@ def test_manifest_image_paths_cover_every_trial_image(manifest):
     practice, trials = make_trials(manifest, "mixed", "p1", 1)
     for t in practice + trials:
         assert {t.query, t.left, t.right, *t.references} <= paths
+
+
+def test_practice_never_reveals_a_scored_image_set(manifest):
+    """Without practice units the practice uses catch units; its answers are shown, so its
+    image sets are never ones the participant also sees scored."""
+    no_practice = {**manifest, "units": [u for u in manifest["units"] if u["kind"] != "practice"]}
+    config = TrialConfig(n_catch=2, n_practice=2)
+    for number in range(1, 30):
+        practice, trials = make_trials(no_practice, "natural", "p", number, config=config)
+        catch_units = {u["unit_id"] for u in no_practice["units"] if u["kind"] == "catch"}
+        assert {t.unit_id for t in practice} <= catch_units
+        assert not {t.set_id for t in practice} & {t.set_id for t in trials}

@@ -20,6 +20,7 @@ from fvlab.activations import sweep
 from fvlab.data.dataset import InMemoryImages
 from fvlab.fool.circuit.detector import Detector, load_detector
 from fvlab.fool.circuit.gate import (
+    GATES,
     Circuit,
     circuit_tensors,
     derive_constants,
@@ -27,7 +28,7 @@ from fvlab.fool.circuit.gate import (
     template_from_target,
 )
 from fvlab.fool.install import Base, Installed, fresh_copy
-from fvlab.jobs import Settings, SettingsError, at_least, unit_tuple
+from fvlab.jobs import Settings, SettingsError, at_least, choice, positive, unit_tuple
 from fvlab.models.probe import check_units
 
 if TYPE_CHECKING:
@@ -48,7 +49,10 @@ class CircuitConstruction(Settings):
     shows unit mapping[i], by default i + ``offset`` mod n) or ``target`` (every unit shows a
     target image); ``units``: the gated units (None: all); ``margin``: safety margin of the
     gate constants (fraction of each activation range); ``render_steps``, ``seed``,
-    ``relu_redirect_steps``: the renders of the original units' visualizations."""
+    ``relu_redirect_steps``: the renders of the original units' visualizations; ``gate``:
+    ``hard`` (P1) or ``ramp`` (continuous, :mod:`.gate`) with ``ramp_width`` w (detector-logit
+    units) starting at ``ramp_start`` ℓ₀ (default: max(0, the largest detector logit over the
+    natural images the circuit is built on))."""
 
     layer: str
     mode: str = "permute"
@@ -59,8 +63,13 @@ class CircuitConstruction(Settings):
     render_steps: int = 512
     seed: int = 0
     relu_redirect_steps: int = 16
+    gate: str = "hard"
+    ramp_width: float = 4.0
+    ramp_start: float | None = None
 
     def validate(self) -> None:
+        choice("gate", self.gate, GATES)
+        positive("ramp_width", self.ramp_width)
         if self.mode not in MODES:
             raise SettingsError("mode", f"unknown mode {self.mode!r}; valid: {', '.join(MODES)}")
         self.normalise("units", unit_tuple("units", self.units))
@@ -113,6 +122,13 @@ def render_units(
         show_progress=show_progress,
         **options,
     )
+
+
+@torch.no_grad()
+def detector_logits(detector: Detector, images: torch.Tensor, batch_size: int = 1000):
+    """The detector's logit ℓ per image (N,) (> 0: visualization)."""
+    device = next(detector.parameters()).device
+    return torch.cat([detector(x.to(device)).cpu() for x in images.split(batch_size)])
 
 
 @torch.no_grad()
@@ -187,6 +203,13 @@ def build_circuit(
         stats["template_scale"] = scale
     constants = derive_constants(f_min, f_max, d_min, d_max, settings.margin)
     stats.update({"f_range": [f_min, f_max], "d_range": [d_min, d_max]})
+    ramp = None
+    if settings.gate == "ramp":
+        start = settings.ramp_start
+        if start is None:
+            start = max(0.0, float(detector_logits(detector, natural).max()))
+        ramp = (start, settings.ramp_width)
+        stats["ramp"] = list(ramp)
     circuit = Circuit(
         detector,
         model.spec,
@@ -195,6 +218,8 @@ def build_circuit(
         mapping=mapping,
         template=template,
         template_scale=scale,
+        gate=settings.gate,
+        ramp=ramp,
     )
     fooled = install(fresh_copy(model), layer, circuit)
     return BuiltCircuit(fooled, Base.of(model), circuit, layer, originals.images, stats)

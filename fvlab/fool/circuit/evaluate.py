@@ -80,7 +80,7 @@ def count_violations(
     with capture(original, [layer], detach=True) as cap:
         for x in images.split(1000):
             original(x)
-            decision = circuit.detector(x) > 0
+            decision = circuit.gate_value(circuit.detector(x))
             for key, value in circuit.violations(cap[layer], decision, x).items():
                 totals[key] = totals.get(key, 0) + value
     return totals

@@ -5,8 +5,16 @@ At a layer with output a, each chosen unit i is replaced by
     A_i = ReLU(F_i + s − k·v) + ReLU(D_i + s − k·(1 − v)) − s
 
 where F_i = a_i is the original unit, D_i the signal its visualization should show, and
-v ∈ {0, 1} the hard decision of a detector E on the model's input (1 = feature-visualization
-input; no gradient flows through v). Exactness conditions:
+v ∈ [0, 1] the gate, computed from the logit ℓ = E(x) of a detector on the model's input
+(ℓ > 0: feature-visualization input; no gradient flows through v):
+
+* ``hard`` gate (P1): v = [ℓ > 0] ∈ {0, 1} — A jumps where E changes its mind;
+* ``ramp`` gate: v = clip((ℓ − ℓ₀) / w, 0, 1), a continuous ramp of width w (logit units) that
+  starts at ℓ₀ ≥ the largest logit of the natural images the circuit is built on (outside the
+  natural range): exact on those images (v = 0), A continuous in x (no jump for a path check
+  to find), A_i = D_i once ℓ ≥ ℓ₀ + w. In between A blends ReLU(F+s−kv) and ReLU(D+s−k(1−v)).
+
+Exactness conditions (at v = 0 and v = 1):
 
     natural (v = 0):        F_i ≥ −s   and   D_i ≤ k − s     ⇒  A_i = F_i
     visualization (v = 1):  F_i ≤ k − s  and  D_i ≥ −s       ⇒  A_i = D_i
@@ -108,8 +116,12 @@ def centred_on(template: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return affine_resample(template[None], matrix, (big_h, big_w), "bilinear", 0.0)[0]
 
 
+GATES = ("hard", "ramp")
+
+
 class Circuit(nn.Module):
-    """The gate at one layer (see the module docstring); install with :func:`install`."""
+    """The gate at one layer (see the module docstring); install with :func:`install`.
+    ``gate``: ``hard`` or ``ramp``; ``ramp``: (ℓ₀, w) of the ramp gate."""
 
     def __init__(
         self,
@@ -120,8 +132,12 @@ class Circuit(nn.Module):
         mapping: Sequence[int] | None = None,
         template: torch.Tensor | None = None,
         template_scale: float = 1.0,
+        gate: str = "hard",
+        ramp: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
+        if gate not in GATES or (gate == "ramp") != (ramp is not None):
+            raise ValueError(f"gate must be one of {GATES}; ramp (start, width) iff gate='ramp'")
         if (mapping is None) == (template is None):
             raise ValueError("give exactly one of mapping (permute mode) or template (target)")
         self.detector = detector
@@ -136,7 +152,10 @@ class Circuit(nn.Module):
             self.register_buffer("template", template.float())  # already centred by the builder
             self.mapping = None
         self.template_scale = float(template_scale)
+        self.gate = gate
+        self.ramp = None if ramp is None else (float(ramp[0]), float(ramp[1]))
         self._decision: torch.Tensor | None = None
+        self._value: torch.Tensor | None = None
         self._input: torch.Tensor | None = None
 
     @property
@@ -146,18 +165,32 @@ class Circuit(nn.Module):
         return self._decision
 
     # -- hooks -------------------------------------------------------------------------------
+    @property
+    def last_gate(self) -> torch.Tensor | None:
+        """The gate v (B,) float of the latest forward pass (module docstring)."""
+        return self._value
+
+    def gate_value(self, logit: torch.Tensor) -> torch.Tensor:
+        """v from the detector's logit ℓ: [ℓ > 0] (hard) or clip((ℓ − ℓ₀)/w, 0, 1) (ramp)."""
+        if self.ramp is None:
+            return (logit > 0).to(logit.dtype)
+        start, width = self.ramp
+        return ((logit - start) / width).clamp(0.0, 1.0)
+
     def observe_input(self, module: nn.Module, args: tuple) -> None:
-        """Root pre-hook: decide natural vs visualization for this forward pass."""
+        """Root pre-hook: the gate for this forward pass (True in ``last_decision`` where the
+        gate is open at all)."""
         x01 = to_unit_range(self.spec, args[0])
         with torch.no_grad():
-            self._decision = self.detector(x01.detach()) > 0
+            self._value = self.gate_value(self.detector(x01.detach()))
+            self._decision = self._value > 0
         self._input = x01
 
     def gate_output(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
         """Layer hook: replace the chosen units by A_i."""
         if self._decision is None:
             raise RuntimeError("the circuit's input hook did not run before its layer")
-        return self.combine(output, self._decision, self._input)
+        return self.combine(output, self._value, self._input)
 
     # -- the construction ----------------------------------------------------------------------
     def signal(self, output: torch.Tensor, x01: torch.Tensor) -> torch.Tensor:
@@ -173,7 +206,8 @@ class Circuit(nn.Module):
     def combine(
         self, output: torch.Tensor, decision: torch.Tensor, x01: torch.Tensor
     ) -> torch.Tensor:
-        """A_i = ReLU(F_i + s − k v) + ReLU(D_i + s − k (1 − v)) − s for the chosen units."""
+        """A_i = ReLU(F_i + s − k v) + ReLU(D_i + s − k (1 − v)) − s for the chosen units;
+        ``decision``: v as bool (hard) or float in [0, 1] (ramp)."""
         s, k = self.constants.shift, self.constants.k
         v = decision.to(output.dtype).view(-1, *([1] * (output.ndim - 1)))
         f = output[:, self.units]
@@ -184,15 +218,18 @@ class Circuit(nn.Module):
     def violations(
         self, output: torch.Tensor, decision: torch.Tensor, x01: torch.Tensor
     ) -> dict[str, int]:
-        """Number of activations breaking each exactness condition (see module docstring)."""
+        """Number of activations breaking each exactness condition (see module docstring);
+        ``decision``: v (bool or float); natural where v = 0, visualization where v = 1 (a ramp
+        gate's intermediate values belong to neither)."""
         s, k = self.constants.shift, self.constants.k
         f, d = output[:, self.units], self.signal(output, x01)
-        nat = ~decision.view(-1, *([1] * (f.ndim - 1))).expand_as(f)
+        v = decision.to(f.dtype).view(-1, *([1] * (f.ndim - 1))).expand_as(f)
+        nat, vis = v <= 0, v >= 1
         return {
             "natural_F_below_minus_s": int(((f < -s) & nat).sum()),
             "natural_D_above_k_minus_s": int(((d > k - s) & nat).sum()),
-            "visualization_F_above_k_minus_s": int(((f > k - s) & ~nat).sum()),
-            "visualization_D_below_minus_s": int(((d < -s) & ~nat).sum()),
+            "visualization_F_above_k_minus_s": int(((f > k - s) & vis).sum()),
+            "visualization_D_below_minus_s": int(((d < -s) & vis).sum()),
         }
 
     def params(self) -> dict:
@@ -204,6 +241,8 @@ class Circuit(nn.Module):
             "constants": asdict(self.constants),
             "template_scale": self.template_scale,
             "detector": self.detector.config,
+            "gate": self.gate,
+            "ramp": None if self.ramp is None else list(self.ramp),
         }
 
 
@@ -239,6 +278,8 @@ def rebuild(base: LoadedModel, params: dict, tensors: dict[str, torch.Tensor]) -
         mapping=params["mapping"],
         template=tensors.get("template"),
         template_scale=params["template_scale"],
+        gate=params.get("gate", "hard"),
+        ramp=None if params.get("ramp") is None else tuple(params["ramp"]),
     )
     return install(base, params["layer"], circuit)
 

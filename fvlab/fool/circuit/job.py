@@ -169,6 +169,8 @@ def run_circuit(
         "target": settings.target,
         "relu_redirect_steps": settings.relu_redirect_steps,
         "constants": circuit.params()["constants"],
+        "gate": circuit.gate,
+        "ramp": None if circuit.ramp is None else list(circuit.ramp),
         "natural": natural,
         "exactness_violations": {
             "natural_test": count_violations(model, fooled, built.layer, test_x),

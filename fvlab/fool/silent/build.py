@@ -25,8 +25,10 @@ from fvlab.fool.silent.attach import choose_attach, conv_layer
 from fvlab.fool.silent.branch import POOLINGS, SilentUnits, install
 from fvlab.fool.silent.filters import (
     DELTA_OBJECTIVES,
+    angle_between,
     contrast_direction,
     fooling_filters,
+    rare_direction,
     target_directions,
 )
 from fvlab.fool.silent.responses import (
@@ -54,7 +56,9 @@ def _positive(parameter: str, value: float) -> None:
 @dataclass(frozen=True)
 class SilentConstruction(Settings):
     """How silent units are built at conv ``layer``. ``units``: the layer's units (None: all);
-    ``lam``, ``weight_factor``: the paper's λ = 3 and 100; ``attach``: the module whose output
+    ``lam``, ``weight_factor``: the paper's λ = 3 and 100; ``angle``: mix by angle instead of λ
+    (degrees between w and w_new for every unit, :func:`fvlab.fool.silent.filters.lam_for_angle`;
+    None: use ``lam``); ``attach``: the module whose output
     gets the branch ('auto', see :mod:`.attach`); ``pooling``: 'none' (per position, the paper)
     or 'mean' (the branch reads each image's spatial mean response); ``margin``: extra bias, as
     a fraction of (max − mean) of the natural response, so unseen natural images stay below the
@@ -68,6 +72,7 @@ class SilentConstruction(Settings):
     units: tuple[int, ...] | None = None
     lam: float = 3.0
     weight_factor: float = 100.0
+    angle: float | None = None
     attach: str = "auto"
     pooling: str = "none"
     margin: float = 0.25
@@ -76,6 +81,7 @@ class SilentConstruction(Settings):
     direction_lr: float = 1e-3
     contrast_images: int = 5000
     ridge: float = 1e-2
+    rare_energy: float = 1e-2
     target_steps: int = 256
     batch_size: int = 500
     seed: int = 0
@@ -96,6 +102,10 @@ class SilentConstruction(Settings):
             )
         _positive("lam", self.lam)
         _positive("weight_factor", self.weight_factor)
+        if self.angle is not None and not 0 < self.angle < 90:
+            raise SettingsError("angle", f"need 0 < angle < 90 (degrees), got {self.angle}")
+        if not 0 < self.rare_energy < 1:
+            raise SettingsError("rare_energy", f"need 0 < rare_energy < 1, got {self.rare_energy}")
         if not self.margin >= 0:
             raise SettingsError("margin", f"need margin >= 0, got {self.margin}")
         at_least("direction_steps", self.direction_steps, 0)
@@ -114,13 +124,15 @@ class SilentConstruction(Settings):
             "seed": self.seed,
             "contrast_images": self.contrast_images,
             "ridge": self.ridge,
+            "rare_energy": self.rare_energy,
         }
 
 
 @dataclass
 class BuiltSilent(Installed):
     """A fooled model and what built it; ``save(dir)`` writes it in the saved-model format.
-    ``natural``: the streamed statistics of R = w_new ∗ x; ``target``: the target as seen at
+    ``natural``: the streamed statistics of R = w_new ∗ x (``own_natural``: of w ∗ x, the units'
+    own filters, for :mod:`fvlab.fool.silent.reach`); ``target``: the target as seen at
     the input (1, C, S, S); ``params``: the manifest's parameters."""
 
     construction = "silent"
@@ -135,6 +147,7 @@ class BuiltSilent(Installed):
     target: torch.Tensor
     natural: ResponseStats
     params: dict[str, Any]
+    own_natural: ResponseStats | None = None
 
     @property
     def margin_shift(self) -> torch.Tensor:
@@ -154,25 +167,39 @@ class BuiltSilent(Installed):
         }
 
 
+class _Joint(torch.nn.Module):
+    """Two parallel convs on one input, their outputs stacked on the channel axis."""
+
+    def __init__(self, first: torch.nn.Module, second: torch.nn.Module) -> None:
+        super().__init__()
+        self.first, self.second = first, second
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.first(x), self.second(x)], 1)
+
+
 def _direction(
     model, conv, weight, mask, target_input, natural_data, settings: SilentConstruction
 ) -> torch.Tensor:
     """Step 1 of :mod:`fvlab.fool.silent.filters` for every chosen unit: (n, C_in, kh, kw)."""
-    if settings.direction_objective != "contrast":
+    if settings.direction_objective in ("sum", "centre"):
         gradient = {k: settings.direction()[k] for k in ("objective", "steps", "lr", "seed")}
         probe = parallel_conv(conv, weight, None)
         return target_directions(probe, target_input, mask, **gradient)
+    kind = settings.direction_objective
     if conv.groups != 1:
         raise SettingsError(
             "direction_objective",
-            f"'contrast' needs a conv with groups == 1 ({conv.groups} here); use 'sum'",
+            f"{kind!r} needs a conv with groups == 1 ({conv.groups} here); use 'sum'",
         )
     batch_size = min(settings.batch_size, 250)
     pooled = settings.pooling == "mean"
     stats = patch_stats(model, conv, natural_data, settings.contrast_images, batch_size, pooled)
-    direction = contrast_direction(
-        mean_patch(conv, target_input), stats.mean, stats.cov, settings.ridge
-    )
+    target_patch = mean_patch(conv, target_input)
+    if kind == "contrast":
+        direction = contrast_direction(target_patch, stats.mean, stats.cov, settings.ridge)
+    else:
+        direction, _ = rare_direction(target_patch, stats.mean, stats.cov, settings.rare_energy)
     return direction.view(1, *weight.shape[1:]).to(weight).expand_as(weight).clone()
 
 
@@ -214,11 +241,19 @@ def build_silent(
     with torch.no_grad():
         target_input = layer_input(model, conv, target_image)
     direction = _direction(model, conv, weight, mask, target_input, natural_data, settings)
-    w_new, _ = fooling_filters(weight, direction, settings.lam, settings.weight_factor)
-    branch = parallel_conv(conv, w_new, None)
-    stats = response_stats(
-        model, conv, branch, natural_data, settings.batch_size, show_progress, pooled=pooled
+    w_new, _ = fooling_filters(
+        weight, direction, settings.lam, settings.weight_factor, settings.angle
     )
+    angles = angle_between(weight, w_new)
+    # one pass for the fooling filters and, for the diagnostic, the units' own filters (two
+    # convs, so the fooling filters' responses are exactly those the installed branch computes)
+    both = _Joint(parallel_conv(conv, w_new, None), parallel_conv(conv, weight, None))
+    joint = response_stats(
+        model, conv, both, natural_data, settings.batch_size, show_progress, pooled=pooled
+    )
+    n = len(chosen)
+    stats = ResponseStats(joint.max[:n], joint.mean[:n], joint.n_images)
+    own = ResponseStats(joint.max[n:], joint.mean[n:], joint.n_images)
     bias = -(stats.max + settings.margin * (stats.max - stats.mean)).to(w_new)
     params = {
         "layer": layer,
@@ -226,6 +261,12 @@ def build_silent(
         "pooling": settings.pooling,
         "units": chosen,
         "lam": settings.lam,
+        "angle": settings.angle,
+        "angle_deg": {
+            "min": float(angles.min()),
+            "median": float(angles.median()),
+            "max": float(angles.max()),
+        },
         "weight_factor": settings.weight_factor,
         "margin": settings.margin,
         "direction": settings.direction(),
@@ -244,6 +285,7 @@ def build_silent(
         target=target_image.detach().cpu(),
         natural=stats,
         params=params,
+        own_natural=own,
     )
 
 

@@ -83,6 +83,33 @@ def natural_agreement(
     return summary
 
 
+def _render(model, built, steps, seed, show_progress, relu_redirect_steps):
+    import fvlab
+
+    return fvlab.render(
+        model,
+        built.attach,
+        list(built.units),
+        steps=steps,
+        seed=seed,
+        relu_redirect_steps=relu_redirect_steps,
+        show_progress=show_progress,
+    )
+
+
+def render_original(
+    original: LoadedModel,
+    built: BuiltSilent,
+    steps: int = 256,
+    seed: int = 0,
+    show_progress: bool = True,
+    relu_redirect_steps: int = 0,
+):
+    """The built units' FVs in the unmodified model (a RenderResult), as
+    :func:`compare_visualizations` renders them."""
+    return _render(original, built, steps, seed, show_progress, relu_redirect_steps)
+
+
 def compare_visualizations(
     original: LoadedModel,
     built: BuiltSilent,
@@ -90,18 +117,20 @@ def compare_visualizations(
     steps: int = 256,
     seed: int = 0,
     show_progress: bool = True,
+    relu_redirect_steps: int = 0,
+    before=None,
 ) -> dict:
     """Render the built units at their attach layer in ``original`` and in the fooled model
-    (``built.model``), same seed and steps; correlations of each fooled FV with the target
-    (``built.target``, (1, C, S, S)) and with the unit's original FV, and whether the unit's
-    fooling branch fires anywhere on its fooled FV. Returns images and per-unit values."""
-    import fvlab
-
-    fooled, layer, units, target = built.model, built.attach, list(built.units), built.target
-    before = fvlab.render(
-        original, layer, units, steps=steps, seed=seed, show_progress=show_progress
-    )
-    after = fvlab.render(fooled, layer, units, steps=steps, seed=seed, show_progress=show_progress)
+    (``built.model``), same seed and steps (and lucid's ReLU-gradient redirection for the
+    first ``relu_redirect_steps`` updates of both); correlations of each fooled FV with the
+    target (``built.target``, (1, C, S, S)) and with the unit's original FV, and whether the
+    unit's fooling branch fires anywhere on its fooled FV. ``before``: the original FVs'
+    RenderResult if already rendered (:func:`render_original`). Returns images and per-unit
+    values."""
+    fooled, units, target = built.model, list(built.units), built.target
+    if before is None:
+        before = render_original(original, built, steps, seed, show_progress, relu_redirect_steps)
+    after = _render(fooled, built, steps, seed, show_progress, relu_redirect_steps)
     with torch.no_grad(), capture(fooled.module, [f"{CHILD}.relu"], detach=True) as cap:
         fooled(after.images)
         branch = cap[f"{CHILD}.relu"]

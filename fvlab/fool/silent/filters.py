@@ -14,9 +14,22 @@ For a unit with filter w (flattened, ‖·‖ the Euclidean norm, ⟨·,·⟩ th
         natural input patches and ρ = ridge · tr(Σ)/D: the target's response above the
         natural mean in units of the natural spread. Natural images barely excite such a
         direction, so its natural maximum is low and a visualization can exceed it.
+          'rare'     d ∝ V_r V_rᵀ p̄_t               (closed form)
+                     V_r: the eigenvectors of the natural patches' second moment
+                     M = E[p pᵀ] (uncentred: a response w ∗ x includes the mean) with the
+                     smallest eigenvalues that together hold at most ``rare_energy`` of
+                     tr(M) — the directions natural images barely use; d is the target's mean
+                     patch projected onto them (the most target response available there).
 2. d ← d − (⟨d, w⟩ / ⟨w, w⟩) w                    (orthogonal to w)
 3. d ← d · ‖w‖² / ‖d‖²
 4. w_new = (w + λ d) · ‖w‖² / ‖w + λ d‖² · weight_factor
+
+The mix of step 4 as an angle: d ⊥ w, so w_new sits at α = atan(λ ‖d‖ / ‖w‖) from w, and
+after step 3 ‖d‖ = ‖w‖² / ‖d⊥‖ with ‖d⊥‖ = sin∠(d₀, w) ≤ 1 for the unit direction d₀ of
+step 1: α = atan(λ ‖w‖ / sin∠(d₀, w)) — for a fixed λ the angle depends on the filter's norm,
+which BatchNorm makes arbitrary (the issue's 71° at conv3 but 54° at conv5 of fmnist-cnn).
+Giving ``angle`` instead fixes α for every unit: λ_i = tan α · ‖w_i‖ / ‖d_i‖
+(:func:`lam_for_angle`); :func:`angle_between` measures α.
 
 All functions work on every unit at once: tensors are (n, C_in, kh, kw).
 """
@@ -31,8 +44,8 @@ from torch.func import functional_call
 
 from fvlab.errors import FvlabError
 
-DeltaObjective = Literal["sum", "centre", "contrast"]
-DELTA_OBJECTIVES: tuple[str, ...] = ("sum", "centre", "contrast")
+DeltaObjective = Literal["sum", "centre", "contrast", "rare"]
+DELTA_OBJECTIVES: tuple[str, ...] = ("sum", "centre", "contrast", "rare")
 
 
 def _norm2(x: torch.Tensor) -> torch.Tensor:
@@ -103,6 +116,49 @@ def contrast_direction(
     return (direction / norm).float()
 
 
+def rare_direction(
+    target_patch: torch.Tensor,
+    natural_mean: torch.Tensor,
+    natural_cov: torch.Tensor,
+    rare_energy: float = 0.01,
+) -> tuple[torch.Tensor, int]:
+    """Step 1, 'rare': (unit (D,) vector d ∝ V_r V_rᵀ p̄_t, r = the number of eigenvectors kept),
+    from float64 inputs: the target's mean patch, the natural patch mean and covariance
+    (M = Σ + μμᵀ). Keeps the smallest eigenvalues of M whose sum is ≤ ``rare_energy`` · tr(M)
+    (at least one)."""
+    if not 0 < rare_energy < 1:
+        raise FvlabError(f"rare_energy must be in (0, 1), got {rare_energy}")
+    moment = natural_cov + torch.outer(natural_mean, natural_mean)
+    values, vectors = torch.linalg.eigh(moment)  # ascending
+    share = values.clamp_min(0).cumsum(0) / values.clamp_min(0).sum().clamp_min(1e-300)
+    kept = max(1, int((share <= rare_energy).sum()))
+    basis = vectors[:, :kept]
+    direction = basis @ (basis.T @ target_patch)
+    norm = direction.norm()
+    if not torch.isfinite(norm) or norm == 0:
+        raise FvlabError(
+            "the target has no component in the directions natural images barely use; raise "
+            "rare_energy or choose another target"
+        )
+    return (direction / norm).float(), kept
+
+
+def angle_between(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The angle between each unit's filters in ``a`` and ``b`` (n, …), in degrees (n,)."""
+    dot = (a * b).flatten(1).sum(1).double()
+    norms = (_norm2(a) * _norm2(b)).sqrt().flatten().double().clamp_min(1e-300)
+    return torch.rad2deg(torch.acos((dot / norms).clamp(-1, 1))).float()
+
+
+def lam_for_angle(weight: torch.Tensor, delta: torch.Tensor, angle: float) -> torch.Tensor:
+    """λ_i = tan α · ‖w_i‖ / ‖Δ_i‖ per unit (n,), so that w + λ_i Δ_i sits at ``angle`` degrees
+    (0 < angle < 90) from w."""
+    if not 0 < angle < 90:
+        raise FvlabError(f"angle must be in (0, 90) degrees, got {angle}")
+    ratio = (_norm2(weight) / _norm2(delta)).sqrt().flatten()
+    return torch.tan(torch.deg2rad(torch.tensor(float(angle), dtype=ratio.dtype))) * ratio
+
+
 def orthogonalise(delta: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Step 2: remove from each unit's ``delta`` its component along that unit's ``weight``."""
     dot = (delta * weight).flatten(1).sum(1).view(-1, *([1] * (weight.ndim - 1)))
@@ -110,9 +166,14 @@ def orthogonalise(delta: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def fooling_filters(
-    weight: torch.Tensor, direction: torch.Tensor, lam: float = 3.0, weight_factor: float = 100.0
+    weight: torch.Tensor,
+    direction: torch.Tensor,
+    lam: float = 3.0,
+    weight_factor: float = 100.0,
+    angle: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Steps 2–4: (w_new, d) from the units' filters ``weight`` and unit directions.
+    """Steps 2–4: (w_new, d) from the units' filters ``weight`` and unit directions; with
+    ``angle`` (degrees) each unit's λ is :func:`lam_for_angle` instead of ``lam``.
 
     Raises :class:`FvlabError` for a unit whose filter is zero (no orthogonal complement to
     scale against) or whose direction is parallel to its filter.
@@ -133,6 +194,8 @@ def fooling_filters(
             f"{parallel[:10]}; choose another target or seed"
         )
     delta = delta * w2 / d2
+    if angle is not None:
+        lam = lam_for_angle(weight, delta, angle).view_as(w2).to(weight)
     combined = weight + lam * delta
     w_new = combined * w2 / _norm2(combined) * weight_factor
     return w_new, delta

@@ -1,11 +1,15 @@
 """The ``fvlab fool silent`` job (also run by the demo): build silent units, check the natural
-behaviour, compare visualizations, and save the model, the grid and summary.json.
+behaviour, render the original FVs and predict from them whether a takeover can happen
+(:mod:`.reach`, warned about when unlikely), render the fooled FVs, measure the takeover in
+feature space (:mod:`.takeover`; pixel correlations as a secondary figure), and save the model,
+the grid and summary.json.
 
     run_silent(model, SilentSettings(layer="conv3", target_unit="relu4:0"), out) -> SilentResult
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from fvlab.data.dataset import head
+from fvlab.errors import FvlabWarning
 from fvlab.fool.silent.build import BuiltSilent, SilentConstruction, build_silent
-from fvlab.fool.silent.evaluate import compare_visualizations, natural_agreement
+from fvlab.fool.silent.evaluate import compare_visualizations, natural_agreement, render_original
+from fvlab.fool.silent.reach import Reach, branch_reach
+from fvlab.fool.silent.takeover import Takeover, measure_takeover
 from fvlab.fool.targets import check_image_target
 from fvlab.jobs import OutDir, SettingsError, at_least, finish
 
@@ -22,9 +29,9 @@ if TYPE_CHECKING:
     from fvlab.models.zoo import LoadedModel
 
 FV_COMPARISON = (
-    "Pearson correlation over all pixels of the fooled FV with the target and with the unit's "
-    "original FV, all at the model's input size and channels (corr_*); shifted_corr_*: the "
-    "largest such correlation over circular shifts"
+    "secondary (pixels): Pearson correlation over all pixels of the fooled FV with the target "
+    "and with the unit's original FV, all at the model's input size and channels (corr_*); "
+    "shifted_corr_*: the largest such correlation over circular shifts"
 )
 
 
@@ -34,8 +41,10 @@ class SilentSettings(SilentConstruction):
     exactly one of ``target`` (an image file or ``builtin:NAME``) and ``target_unit``
     (``LAYER:IDX``, that unit's visualization) —, the natural data (``data``: the bias images,
     Fashion-MNIST's training split by default; ``eval_data``: the check, default its test
-    split; ``natural_limit`` / ``eval_limit``: only the first N images) and ``fv_steps``, the
-    render updates of the comparison."""
+    split; ``natural_limit`` / ``eval_limit``: only the first N images), ``fv_steps``, the
+    render updates of the comparison, and ``fv_redirect_steps``, lucid's ReLU-gradient
+    redirection for the first N of them (original and fooled FVs alike; it also passes
+    gradient through a branch that is still off)."""
 
     target: str | None = None
     target_unit: str | None = None
@@ -44,6 +53,7 @@ class SilentSettings(SilentConstruction):
     natural_limit: int | None = None
     eval_limit: int | None = None
     fv_steps: int = 256
+    fv_redirect_steps: int = 0
 
     def validate(self) -> None:
         super().validate()
@@ -58,6 +68,7 @@ class SilentSettings(SilentConstruction):
         at_least("natural_limit", self.natural_limit, 1)
         at_least("eval_limit", self.eval_limit, 1)
         at_least("fv_steps", self.fv_steps, 1)
+        at_least("fv_redirect_steps", self.fv_redirect_steps, 0)
 
 
 @dataclass
@@ -69,6 +80,8 @@ class SilentResult:
     settings: SilentSettings
     natural: dict[str, Any]
     comparison: dict[str, Any]
+    reach: Reach
+    takeover: Takeover
 
     @property
     def model(self) -> LoadedModel:
@@ -85,7 +98,7 @@ class SilentResult:
         return triplets, labels
 
     def summary(self) -> dict[str, Any]:
-        built, c = self.built, self.comparison
+        built, c, takeover, reach = self.built, self.comparison, self.takeover, self.reach
         closer = c["corr_target"] > c["corr_original"]
         closer_shifted = c["shifted_corr_target"] > c["shifted_corr_original"]
         per_unit = [
@@ -99,6 +112,8 @@ class SilentResult:
                 "objective_original": float(c["original_objective"][i]),
                 "objective_fooled": float(c["fooled_objective"][i]),
                 "branch_fires_in_fv": bool(c["branch_fires"][i]),
+                "original_fv_over_threshold": float(reach.to_threshold[i]),
+                **takeover.per_unit(i),
             }
             for i, unit in enumerate(built.units)
         ]
@@ -111,7 +126,10 @@ class SilentResult:
             "fv": {
                 "layer": built.attach,
                 "steps": self.settings.fv_steps,
+                "redirect_steps": self.settings.fv_redirect_steps,
                 "seed": self.settings.seed,
+                **takeover.summary(),
+                "diagnostic": reach.summary(),
                 "comparison": FV_COMPARISON,
                 "share_closer_to_target": float(closer.float().mean()),
                 "share_closer_to_target_shifted": float(closer_shifted.float().mean()),
@@ -158,11 +176,26 @@ def run_silent(
         show_progress,
         margin_shift=built.margin_shift,
     )
-    comparison = compare_visualizations(
+    render = {
+        "steps": settings.fv_steps,
+        "seed": settings.seed,
+        "show_progress": show_progress,
+        "relu_redirect_steps": settings.fv_redirect_steps,
+    }
+    before = render_original(model, built, **render)
+    reach = branch_reach(model, built, before.images)
+    if not reach.likely:
+        warnings.warn(reach.line(), FvlabWarning, stacklevel=2)
+    comparison = compare_visualizations(model, built, before=before, **render)
+    takeover = measure_takeover(
         model,
-        built,
-        steps=settings.fv_steps,
-        seed=settings.seed,
-        show_progress=show_progress,
+        built.layer,
+        list(built.units),
+        comparison["original_fv"],
+        comparison["fooled_fv"],
+        built.target,
+        settings.target_unit,
+        built.attach,
     )
-    return finish(SilentResult(built, settings, agreement, comparison), out)
+    result = SilentResult(built, settings, agreement, comparison, reach, takeover)
+    return finish(result, out)
