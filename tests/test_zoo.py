@@ -85,8 +85,9 @@ def test_user_module_with_spec():
 def _resnet18_weights():
     from fvlab.models.resnet18.model import WEIGHTS
 
-    if not WEIGHTS.is_file():
-        pytest.skip(f"{WEIGHTS} not committed yet (train: python -m fvlab.models.resnet18.train)")
+    assert WEIGHTS.is_file(), (
+        f"{WEIGHTS} is committed (train: python -m fvlab.models.resnet18.train)"
+    )
     return WEIGHTS
 
 
