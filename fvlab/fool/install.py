@@ -136,3 +136,34 @@ def restore_base(base: LoadedModel, tensors: dict[str, torch.Tensor]) -> None:
     state = {k[n:]: v for k, v in tensors.items() if k.startswith(BASE_PREFIX)}
     if state:
         base.module.load_state_dict(state, strict=True)
+
+
+@dataclass
+class FooledResult:
+    """What a fooling job returns: the built construction (``built.model`` is the fooled model,
+    ``built.save(dir)`` writes it), the grid (rows: original FV | fooled FV | what it should
+    show) and the job's figures (what summary.json holds)."""
+
+    built: Installed
+    grid: torch.Tensor
+    figures: dict[str, Any]
+
+    @property
+    def model(self) -> LoadedModel:
+        """The fooled model."""
+        return self.built.model
+
+    def summary(self) -> dict[str, Any]:
+        return self.figures
+
+    def save(self, out: Path) -> Path:
+        """Write OUT/model/ (the fooled model), OUT/grid.png and OUT/summary.json."""
+        from fvlab.report.images import save_grid
+        from fvlab.report.summary import write_summary
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        columns = len(self.figures["units"])
+        save_grid(self.grid, out / "grid.png", ncol=columns, upscale=4 if columns <= 16 else 2)
+        self.built.save(out / "model")
+        return write_summary(out, self.figures)

@@ -30,6 +30,7 @@ from fvlab.fool.circuit.evaluate import (
     share_fooled,
 )
 from fvlab.fool.circuit.trajectories import RenderSetting
+from fvlab.fool.install import FooledResult
 from fvlab.fool.measures import summarise
 from fvlab.fool.targets import check_image_target
 from fvlab.jobs import OutDir, SettingsError, finish
@@ -66,33 +67,10 @@ class CircuitSettings(CircuitConstruction):
 
 
 @dataclass
-class CircuitResult:
-    """The built circuit, the grid (rows: original FV | fooled FV | what it should show) and
-    the job's figures (what summary.json holds)."""
+class CircuitResult(FooledResult):
+    """The built circuit, the grid and the figures (:class:`~fvlab.fool.install.FooledResult`)."""
 
     built: BuiltCircuit
-    grid: torch.Tensor
-    figures: dict[str, Any]
-
-    @property
-    def model(self) -> LoadedModel:
-        """The fooled model."""
-        return self.built.model
-
-    def summary(self) -> dict[str, Any]:
-        return self.figures
-
-    def save(self, out: Path) -> Path:
-        """Write OUT/model/ (the fooled model), OUT/grid.png and OUT/summary.json."""
-        from fvlab.report.images import save_grid
-        from fvlab.report.summary import write_summary
-
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        columns = len(self.figures["units"])
-        save_grid(self.grid, out / "grid.png", ncol=columns, upscale=4 if columns <= 16 else 2)
-        self.built.save(out / "model")
-        return write_summary(out, self.figures)
 
 
 def _detector(model: LoadedModel, settings: CircuitSettings) -> tuple[Path, Detector, dict]:

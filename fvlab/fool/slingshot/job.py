@@ -9,12 +9,12 @@ save the fooled model, the grid and summary.json.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from fvlab.errors import FvlabError
+from fvlab.fool.install import FooledResult
 from fvlab.fool.measures import summarise
 from fvlab.fool.slingshot.build import BuiltSlingshot, SlingshotConstruction, build_slingshot
 from fvlab.fool.slingshot.evaluate import (
@@ -65,31 +65,10 @@ class SlingshotSettings(SlingshotConstruction):
 
 
 @dataclass
-class SlingshotResult:
-    """The fine-tuned model, the grid (rows: original FV | fooled FV | target) and the figures."""
+class SlingshotResult(FooledResult):
+    """The fine-tuned model, the grid and the figures (see :class:`FooledResult`)."""
 
     built: BuiltSlingshot
-    grid: torch.Tensor
-    figures: dict[str, Any]
-
-    @property
-    def model(self) -> LoadedModel:
-        return self.built.model
-
-    def summary(self) -> dict[str, Any]:
-        return self.figures
-
-    def save(self, out: Path) -> Path:
-        """OUT/model/ (the fooled model), OUT/grid.png, OUT/summary.json."""
-        from fvlab.report.images import save_grid
-        from fvlab.report.summary import write_summary
-
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        columns = len(self.figures["units"])
-        save_grid(self.grid, out / "grid.png", ncol=columns, upscale=4 if columns <= 16 else 2)
-        self.built.save(out / "model")
-        return write_summary(out, self.figures)
 
 
 def _feature_layer(model: LoadedModel, layer: str, given: str | None) -> str:
