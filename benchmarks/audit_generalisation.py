@@ -41,17 +41,24 @@ SIGNALS = ("excess", "jump", "gradient", "valley")
 
 
 def thresholds_from(rows: list[dict], safety: float) -> dict[str, float]:
-    """τ per signal from clean calibration rows (module docstring)."""
-    tau = {s: safety * max(max(r[s] for r in rows), 1e-9) for s in SIGNALS}
-    tau["active_fraction"] = min(r["active_fraction"] for r in rows) / safety
-    return tau
+    """τ per signal from clean calibration rows
+    (:func:`fvlab.check.calibration.thresholds_from_rows`), keyed by the rows' column names."""
+    from fvlab.check.calibration import thresholds_from_rows
+
+    tau = thresholds_from_rows(rows, safety)
+    return {**{s: getattr(tau, s) for s in SIGNALS}, "active_fraction": tau.silent}
 
 
 def scores(rows: list[dict], tau: dict[str, float]) -> np.ndarray:
-    """max over the signals of value / τ (the active fraction inverted)."""
-    parts = [[r[s] / tau[s] for s in SIGNALS] + [tau["active_fraction"] / max(
-        r["active_fraction"], 1e-12)] for r in rows]  # fmt: skip
-    return np.max(np.array(parts), axis=1)
+    """The audit's score (:func:`fvlab.check.audit.score_units`) under thresholds ``tau``."""
+    from fvlab.check.audit import score_units
+    from fvlab.check.settings import AuditThresholds
+
+    thresholds = AuditThresholds(**{s: tau[s] for s in SIGNALS}, silent=tau["active_fraction"])
+    column = {k: np.array([r[k] for r in rows], float) for k in (*SIGNALS, "active_fraction")}
+    score, _ = score_units(column["excess"], column["jump"], column["active_fraction"],
+                           thresholds, column["gradient"], column["valley"])  # fmt: skip
+    return score
 
 
 def build_families(model, args) -> dict:

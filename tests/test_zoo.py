@@ -143,4 +143,4 @@ def test_fmnist_resnet18_top1_on_real_test_images(resnet18_model):
     dataset = head(open_dataset(resnet18_model, None, "test"), 2000)
     accuracy = top1_accuracy(resnet18_model, dataset, show_progress=False)
     assert accuracy.n_images == 2000
-    assert accuracy.top1 >= 0.88  # all 10,000 test images: see fmnist-resnet18.json
+    assert accuracy.top1 >= 0.90  # all 10,000 test images: 0.9174 (fmnist-resnet18.json)

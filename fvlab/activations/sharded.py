@@ -115,12 +115,14 @@ def sharded_sweep(
     resume: bool = False,
     job_settings: Settings | None = None,
     show_progress: bool = True,
+    part: str | None = None,
     **options: Any,
 ) -> SweepResult:
     """:func:`~fvlab.activations.sweep.sweep` of ``dataset`` in shards of ``shard_images``
     images (see the module docstring); ``options`` are sweep's (reduce, moments, top_k, sample,
     seed, batch_size). With ``out``, each shard is kept in ``out/shards`` (``job_settings``
-    name the job in the store's fingerprint) and ``resume`` reuses intact ones."""
+    name the job in the store's fingerprint; ``part``: keep them in ``out/shards/<part>``, next
+    to a job's other shards) and ``resume`` reuses intact ones."""
     from fvlab.engine.jobs import shard_store
     from fvlab.engine.run import run_shards
 
@@ -134,7 +136,7 @@ def sharded_sweep(
     if job_settings is not None:
         what["job"] = job_settings.to_dict()
     described = [[dataset.start + a, dataset.start + b] for a, b in plan]
-    store = shard_store(model, "sweep", what, described, out, resume)
+    store = shard_store(model, "sweep", what, described, out, resume, part=part)
     payloads = run_shards(
         sweep_shard,
         model,

@@ -58,7 +58,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from fvlab.activations.sweep import sweep
 from fvlab.check.gradient_path import gradient_path
 from fvlab.check.interpolation import PathResponse, response_path
 from fvlab.check.paths import ExemplarPaths, exemplar_path_similarity
@@ -66,12 +65,13 @@ from fvlab.check.report import write_audit_html, write_csv
 from fvlab.check.settings import AuditSettings, AuditThresholds
 from fvlab.data.dataset import Dataset, fetch_images, head
 from fvlab.errors import FvlabError
-from fvlab.jobs import OutDir, finish
+from fvlab.jobs import OutDir, SettingsError, finish
 from fvlab.models.probe import check_units, forward_order
 from fvlab.progress import progress_bar
 from fvlab.report.summary import write_summary
 
 if TYPE_CHECKING:
+    from fvlab.engine.base import Engine
     from fvlab.models.zoo import LoadedModel
 
 FLAGS = ("out_of_distribution", "gate", "silent", "gradient", "valley")
@@ -164,6 +164,17 @@ def score_units(
     return score, flags
 
 
+@dataclass(frozen=True)
+class _Run:
+    """Where the audit's shards run (``engine``; None = this process) and are kept (``out``,
+    ``out/shards/sweep`` and ``out/shards/render``; None = not kept), and whether intact
+    shards of an earlier run are reused (``resume``)."""
+
+    engine: Engine | None = None
+    out: Path | None = None
+    resume: bool = False
+
+
 @dataclass
 class _Natural:
     """Step 1: natural statistics of the audited units (U), from one sweep of the dataset."""
@@ -185,13 +196,22 @@ def _natural_statistics(
     settings: AuditSettings,
     unit_ids: list[int],
     show_progress: bool,
+    run: _Run,
 ) -> _Natural:
-    """Step 1: one streaming sweep: spatial mean (moments, top-k), spatial max and min."""
+    """Step 1: one streaming sweep (in dataset slices of ``shard_images`` images, shards of the
+    engine): spatial mean (moments, top-k), spatial max and min."""
+    from fvlab.activations.sharded import sharded_sweep
+
     layer = settings.layer
-    natural = sweep(
+    natural = sharded_sweep(
         model,
         dataset,
         {layer: ["spatial_mean", "spatial_max", "spatial_min"]},
+        shard_images=settings.shard_images,
+        engine=run.engine,
+        out=run.out,
+        resume=run.resume,
+        part="sweep",
         top_k=settings.top_k,
         sample=settings.n_reference,
         seed=settings.seed,
@@ -229,36 +249,45 @@ class _Render:
 
 
 def _render(
-    model: LoadedModel, settings: AuditSettings, unit_ids: list[int], show_progress: bool
+    model: LoadedModel,
+    settings: AuditSettings,
+    unit_ids: list[int],
+    show_progress: bool,
+    run: _Run,
 ) -> _Render:
-    """Step 2: batched renders of ``batch_size`` units at a time, with snapshots and ReLU
-    redirection."""
-    import fvlab
+    """Step 2: renders of ``batch_size`` units at a time (each chunk one optimisation and one
+    shard of the engine), with snapshots and ReLU redirection."""
+    from fvlab.engine.jobs import shard_store
+    from fvlab.optvis.job import render_shards, unit_chunks
+    from fvlab.optvis.settings import RenderSettings
 
     steps = settings.steps
-    thresholds = [t for t in settings.snapshot_steps if t < steps] + [steps]
-    chunks = []
-    for first in range(0, len(unit_ids), settings.batch_size):
-        chunks.append(
-            fvlab.render(
-                model,
-                settings.layer,
-                unit_ids[first : first + settings.batch_size],
-                steps=steps,
-                seed=settings.seed,
-                size=settings.size,
-                thresholds=thresholds,
-                relu_redirect_steps=settings.relu_redirect_steps,
-                show_progress=show_progress,
-            )
-        )
-    early = [t for t in chunks[0].snapshots if t < steps]
-    images = torch.cat([c.images for c in chunks])
+    how = RenderSettings(
+        steps=steps,
+        seed=settings.seed,
+        size=settings.size,
+        thresholds=tuple(t for t in settings.snapshot_steps if t < steps) + (steps,),
+        relu_redirect_steps=settings.relu_redirect_steps,
+    )
+    chunks = unit_chunks(unit_ids, settings.batch_size)
+    what = {"layer": settings.layer, "render": how.to_dict()}
+    store = shard_store(model, "audit-render", what, chunks, run.out, run.resume, part="render")
+    parts = render_shards(
+        model,
+        [(settings.layer, c) for c in chunks],
+        how,
+        engine=run.engine,
+        store=store,
+        show_progress=show_progress,
+        description=f"audit: rendering {len(unit_ids)} units",
+    )
+    early = [t for t in parts[0]["snapshots"] if t < steps]
+    images = torch.cat([p["images"] for p in parts])
     return _Render(
         images=images,
-        endpoints=[images] + [torch.cat([c.snapshots[t] for c in chunks]) for t in early],
+        endpoints=[images] + [torch.cat([p["snapshots"][t] for p in parts]) for t in early],
         endpoint_steps=[steps, *early],
-        activation=torch.cat([c.objective for c in chunks]).double().numpy(),
+        activation=torch.cat([p["objective"] for p in parts]).double().numpy(),
     )
 
 
@@ -367,6 +396,9 @@ def audit(
     settings: AuditSettings | Dataset | None = None,
     *,
     show_progress: bool = True,
+    engine: Engine | None = None,
+    out: OutDir = None,
+    resume: bool = False,
     **options,
 ) -> AuditResult:
     """Audit ``settings.units`` (default: all) of ``settings.layer`` against natural images
@@ -384,7 +416,13 @@ def audit(
     to show); (3) response paths from each of the unit's top ``path_exemplars`` exemplars to
     its final FV and to each snapshot, with bisected jumps (several exemplars: a gate may
     misroute the most extreme natural image, and a path whose two ends it routes alike has
-    nothing to jump); (4) exemplar path similarity; (5) scores and flags."""
+    nothing to jump); (4) exemplar path similarity; (5) scores and flags.
+
+    Steps 1 and 2 are sharded (dataset slices of ``shard_images`` images; chunks of
+    ``batch_size`` units) and run on ``engine`` (default: this process); with ``out``, each
+    finished shard is kept in ``out/shards/{sweep,render}`` and ``resume`` reuses the intact
+    shards of an earlier run of the same audit (:mod:`fvlab.engine`). The result does not
+    depend on the engine or on resuming."""
     if isinstance(dataset, str):  # audit(model, layer, dataset, units=..., steps=...)
         dataset, settings = settings, AuditSettings(layer=dataset, **options)
     elif options or not isinstance(settings, AuditSettings):
@@ -396,8 +434,11 @@ def audit(
         raise FvlabError(
             f"the dataset has {len(dataset)} images; the audit needs >= {settings.top_k}"
         )
-    natural = _natural_statistics(model, dataset, settings, unit_ids, show_progress)
-    fv = _render(model, settings, unit_ids, show_progress)
+    run = _Run(engine, None if out is None else Path(out), resume)
+    if resume and out is None:
+        raise SettingsError("resume", "needs the output folder of the earlier run (--out)")
+    natural = _natural_statistics(model, dataset, settings, unit_ids, show_progress, run)
+    fv = _render(model, settings, unit_ids, show_progress, run)
     exemplars, reference = _fetch(dataset, natural, fv.images.shape[-1], settings.batch_size)
     with progress_bar("audit: paths", 3, show_progress) as advance:
         response, jumps = _chunked_jumps(model, settings, unit_ids, exemplars, fv.endpoints)
@@ -412,8 +453,9 @@ def audit(
         advance(1)
         layers = _path_layers(model, layer, settings.path_layers)
         paths = exemplar_path_similarity(
-            model, fv.images, exemplars, reference, layers, metric=settings.metric
-        )
+            model, fv.images, exemplars, reference, layers, metric=settings.metric,
+            batch_size=settings.batch_size,
+        )  # fmt: skip
         advance(1)
     rows = _rows(unit_ids, natural, fv, response, jumps, paths, gradient, settings.thresholds)
     used = {
@@ -430,6 +472,7 @@ def audit(
         "path_endpoints": fv.endpoint_steps,
         "gradient_grid": settings.gradient_grid,
         "batch_size": settings.batch_size,
+        "shard_images": settings.shard_images,
     }
     return AuditResult(model.name, layer, rows, layers, used, fv.images, exemplars[:, 0])
 
@@ -493,12 +536,24 @@ def _valley(response: PathResponse, n_units: int, n_ends: int) -> np.ndarray:
 
 
 def run_audit(
-    model: LoadedModel, settings: AuditSettings, out: OutDir = None, *, show_progress: bool = True
+    model: LoadedModel,
+    settings: AuditSettings,
+    out: OutDir = None,
+    *,
+    show_progress: bool = True,
+    engine: Engine | None = None,
+    resume: bool = False,
 ) -> AuditResult:
     """The audit job (``fvlab audit``): the first ``settings.images`` natural images (all by
-    default), :func:`audit`, saved into ``out`` (:meth:`AuditResult.save`) when given."""
+    default), :func:`audit` (its sweep and renders sharded on ``engine``, kept in
+    ``out/shards``; ``resume`` reuses them), saved into ``out`` (:meth:`AuditResult.save`) when
+    given."""
     dataset = head(settings.dataset(model), settings.images, "images")
-    return finish(audit(model, dataset, settings, show_progress=show_progress), out)
+    result = audit(
+        model, dataset, settings, show_progress=show_progress, engine=engine, out=out,
+        resume=resume,
+    )  # fmt: skip
+    return finish(result, out)
 
 
 def roc_auc(positive: Sequence[float], negative: Sequence[float]) -> float:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -38,6 +38,8 @@ from fvlab.report.images import save_grid
 from fvlab.report.summary import write_summary
 
 if TYPE_CHECKING:
+    from fvlab.engine.base import Engine
+    from fvlab.engine.store import ShardStore
     from fvlab.models.zoo import LoadedModel
 
 
@@ -99,6 +101,29 @@ def relu_layers(loaded: LoadedModel) -> list[str]:
     return names
 
 
+def silence_shard(loaded: LoadedModel, shard: tuple) -> dict[str, Any]:
+    """One sweep shard: ``(dataset slice, layers, threshold, batch_size)`` → {"images": n,
+    "hits": {layer: (U,) count of images with spatial max > threshold}, "max": {layer: (U,)
+    largest spatial max}} (counts are integers and maxima exact, so shards merge exactly)."""
+    dataset, layers, threshold, batch_size = shard
+    hits: dict[str, torch.Tensor] = {}
+    maxima: dict[str, torch.Tensor] = {}
+
+    def count(indices: torch.Tensor, labels: torch.Tensor, reduced: dict) -> None:
+        for layer, values in reduced.items():
+            values = torch.as_tensor(values)
+            more, top = (values > threshold).sum(0), values.amax(0)
+            if layer in hits:
+                more, top = hits[layer] + more, torch.maximum(maxima[layer], top)
+            hits[layer], maxima[layer] = more, top
+
+    result = sweep(
+        loaded, dataset, layers, reduce="spatial_max", moments=False, batch_size=batch_size,
+        consumer=count, show_progress=False,
+    )  # fmt: skip
+    return {"images": result.n_images, "hits": hits, "max": maxima}
+
+
 def natural_silence(
     loaded: LoadedModel,
     layers: Sequence[str],
@@ -107,45 +132,42 @@ def natural_silence(
     threshold: float = 0.0,
     max_fraction: float = 0.0,
     batch_size: int = 500,
+    shard_images: int = 5000,
+    engine: Engine | None = None,
+    store: ShardStore | None = None,
     show_progress: bool = True,
 ) -> dict[str, LayerSilence]:
-    """Stream ``dataset`` once; per layer, the natural maxima, active fractions and the
-    silent units (see the module docstring)."""
+    """Stream ``dataset`` once — in slices of ``shard_images`` images (rounded up to whole
+    batches), each a shard run by ``engine`` (default: this process) and kept in ``store`` —
+    and, per layer, give the natural maxima, active fractions and the silent units (see the
+    module docstring). Counts and maxima merge exactly: the result does not depend on the
+    shard plan or the engine."""
+    from fvlab.activations.sharded import slice_plan
+    from fvlab.engine.run import run_shards
+
     if not 0.0 <= max_fraction < 1.0:
         raise FvlabError(f"max_fraction must be in [0, 1), got {max_fraction}")
     layers = list(dict.fromkeys(layers))
     if not layers:
         raise FvlabError("give at least one layer")
     resolve_layers(loaded.module, layers)
-    counts: dict[str, torch.Tensor] = {}
-    maxima: dict[str, torch.Tensor] = {}
-
-    def count(indices: torch.Tensor, labels: torch.Tensor, reduced: dict) -> None:
-        for layer, values in reduced.items():
-            values = torch.as_tensor(values)
-            hits, top = (values > threshold).sum(0), values.amax(0)
-            if layer in counts:
-                hits, top = counts[layer] + hits, torch.maximum(maxima[layer], top)
-            counts[layer], maxima[layer] = hits, top
-
-    result = sweep(
-        loaded,
-        dataset,
-        layers,
-        reduce="spatial_max",
-        moments=False,
-        batch_size=batch_size,
-        consumer=count,
-        show_progress=show_progress,
-    )
-    n = result.n_images
+    plan = slice_plan(len(dataset), shard_images, batch_size)
+    shards = [(dataset.slice(a, b), layers, threshold, batch_size) for a, b in plan]
+    parts = run_shards(
+        silence_shard, loaded, shards, [f"sweep-{k:05d}" for k in range(len(shards))],
+        engine=engine, store=store, show_progress=show_progress,
+        description=f"sweeping {len(dataset)} images",
+    )  # fmt: skip
+    n = sum(p["images"] for p in parts)
     if n == 0:
         raise FvlabError("the natural dataset is empty")
     report: dict[str, LayerSilence] = {}
     for layer in layers:
-        fraction = counts[layer].double() / n
+        counts = torch.stack([p["hits"][layer] for p in parts]).sum(0)
+        maxima = torch.stack([p["max"][layer] for p in parts]).amax(0)
+        fraction = counts.double() / n
         silent = (fraction <= max_fraction).nonzero().flatten().tolist()
-        report[layer] = LayerSilence(layer, maxima[layer].float(), fraction.float(), silent, n)
+        report[layer] = LayerSilence(layer, maxima.float(), fraction.float(), silent, n)
     return report
 
 
@@ -156,29 +178,48 @@ def render_silent(
     steps: int = 256,
     max_units: int = 32,
     seed: int = 0,
+    batch_size: int = 500,
+    engine: Engine | None = None,
+    store: ShardStore | None = None,
     show_progress: bool = True,
 ) -> None:
-    """Render the first ``max_units`` silent units of each layer (one batched optimisation per
-    layer) and store their images and the activation the images reach (in place)."""
-    import fvlab
+    """Render the first ``max_units`` silent units of each layer — ``batch_size`` units per
+    optimisation, each chunk a shard run by ``engine`` and kept in ``store`` — and store their
+    images and the activation the images reach (in place). A unit's image depends only on
+    (seed, unit, settings), not on its chunk."""
+    from fvlab.optvis.job import render_shards, unit_chunks
+    from fvlab.optvis.settings import RenderSettings
 
-    for layer, entry in report.items():
-        units = entry.silent[:max_units]
-        if not units:
-            continue
-        result = fvlab.render(
-            loaded, layer, units, steps=steps, seed=seed, show_progress=show_progress
-        )
+    shards = [
+        (layer, chunk)
+        for layer, entry in report.items()
+        for chunk in unit_chunks(entry.silent[:max_units], batch_size)
+    ]
+    if not shards:
+        return
+    measured: dict[str, list[dict[str, torch.Tensor]]] = {}
+
+    def measure(k: int, payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+        layer, units = shards[k]
         with torch.no_grad(), capture(loaded.module, [layer], detach=True) as cap:
-            loaded(result.images)
+            loaded(payload["images"].to(loaded.device))
             activation = cap[layer]
-        index = torch.arange(len(units))
-        chosen = activation[index, torch.as_tensor(units)]
-        flat = chosen.reshape(len(units), -1)
-        entry.fv_mean = flat.mean(1).cpu()
-        entry.fv_max = flat.amax(1).cpu()
-        entry.fv_images = result.images.detach().cpu()
-        entry.rendered = units
+        chosen = activation[torch.arange(len(units)), torch.as_tensor(units)]
+        flat = chosen.reshape(len(units), -1).cpu()
+        return {"images": payload["images"], "mean": flat.mean(1), "max": flat.amax(1)}
+
+    parts = render_shards(
+        loaded, shards, RenderSettings(steps=steps, seed=seed), engine=engine, store=store,
+        show_progress=show_progress, description="rendering silent units", on_result=measure,
+    )  # fmt: skip
+    for (layer, units), part in zip(shards, parts, strict=True):
+        measured.setdefault(layer, []).append(part)
+        report[layer].rendered = [*report[layer].rendered, *units]
+    for layer, chunks in measured.items():
+        entry = report[layer]
+        entry.fv_mean = torch.cat([c["mean"] for c in chunks])
+        entry.fv_max = torch.cat([c["max"] for c in chunks])
+        entry.fv_images = torch.cat([c["images"] for c in chunks]).detach().cpu()
 
 
 @dataclass
@@ -229,19 +270,34 @@ def run_silent_check(
     out: OutDir = None,
     *,
     show_progress: bool = True,
+    engine: Engine | None = None,
+    resume: bool = False,
 ) -> SilentCheckResult:
     """The silent-unit check (``fvlab check silent``): stream the natural images once
     (:func:`natural_silence`; layers default to :func:`relu_layers`), render the first
     ``max_render`` silent units of each layer (:func:`render_silent`); saved into ``out`` when
-    given."""
+    given. The sweep's slices and the render chunks are shards run by ``engine`` (default: this
+    process); with ``out`` each is kept in ``out/shards/{sweep,render}`` as it finishes and
+    ``resume`` reuses the intact shards of an earlier run of the same check."""
+    from fvlab.engine.jobs import shard_store
+
     s = settings
     layers = list(s.layers) if s.layers else relu_layers(model)
+    dataset = s.dataset(model)
+    what = {"check": s.to_dict(), "layers": layers, "dataset": repr(dataset)}
+    plan = [len(dataset), s.shard_images, s.batch_size]
+    sweep_store = shard_store(model, "silent-sweep", what, plan, out, resume, part="sweep")
     report = natural_silence(
-        model, layers, s.dataset(model), threshold=s.threshold, max_fraction=s.max_fraction,
-        batch_size=s.batch_size, show_progress=show_progress,
+        model, layers, dataset, threshold=s.threshold, max_fraction=s.max_fraction,
+        batch_size=s.batch_size, shard_images=s.shard_images, engine=engine, store=sweep_store,
+        show_progress=show_progress,
     )  # fmt: skip
+    rendered = {layer: entry.silent[: s.max_render] for layer, entry in report.items()}
+    render_store = shard_store(
+        model, "silent-render", what, list(rendered.items()), out, resume, part="render"
+    )
     render_silent(
         model, report, steps=s.steps, max_units=s.max_render, seed=s.seed,
-        show_progress=show_progress,
+        batch_size=s.batch_size, engine=engine, store=render_store, show_progress=show_progress,
     )  # fmt: skip
     return finish(SilentCheckResult(model.name, report, s), out)

@@ -51,6 +51,8 @@ from fvlab.report.images import save_grid
 from fvlab.report.summary import write_summary
 
 if TYPE_CHECKING:
+    from fvlab.engine.base import Engine
+    from fvlab.engine.store import ShardStore
     from fvlab.models.zoo import LoadedModel
 
 STATISTICS: tuple[str, ...] = ("fv_same", "fv_other", "nat_same", "nat_other", "normalised")
@@ -142,6 +144,13 @@ class PathCurves:
         return write_summary(out, self.summary())
 
 
+def _sha256(tensor: torch.Tensor) -> str:
+    import hashlib
+
+    data = tensor.detach().cpu().contiguous().numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()
+
+
 def _layer_vectors(
     model, images: torch.Tensor, layers: Sequence[str], reduction: str, metric: Metric
 ) -> list[torch.Tensor]:
@@ -205,6 +214,63 @@ class _Similarities:
     class_sums: np.ndarray
 
 
+def _stream(model, images, layers: list[str], reduction: str, batch_size: int, consumer) -> None:
+    sweep(
+        model, images, dict.fromkeys(layers, reduction), moments=False, batch_size=batch_size,
+        consumer=consumer, show_progress=False,
+    )  # fmt: skip
+
+
+def first_pass_shard(model, shard: tuple) -> dict:
+    """Pass 1 on one slice of the natural images: ``(images, image_class, n_classes, z_fv,
+    layers, metric, reduction, batch_size, keep)`` → per layer its rows of the similarity to
+    every FV (L, n, M) and to itself (L, n), its part of the per-class sums Σ z (L: K × D) and,
+    with ``keep``, its unit vectors (float32) for pass 2."""
+    images, image_class, n_classes, z_fv, layers, metric, reduction, batch_size, keep = shard
+    n, first = len(images), images.start
+    fv_sims = np.zeros((len(layers), n, z_fv[0].shape[0]))
+    self_sims = np.zeros((len(layers), n))
+    class_sums: list[torch.Tensor | None] = [None] * len(layers)
+    onehot = torch.nn.functional.one_hot(torch.as_tensor(image_class), n_classes).double()
+    kept: list[list[torch.Tensor]] = [[] for _ in layers]
+
+    def consume(indices, _labels, reduced):
+        idx = indices.numpy() - first
+        for li, layer in enumerate(layers):
+            z = unit_vectors(reduced[layer], metric, torch.float64)
+            fv_sims[li, idx] = (z @ z_fv[li].T).numpy()
+            self_sims[li, idx] = (z * z).sum(1).numpy()
+            part = onehot[idx].T @ z
+            class_sums[li] = part if class_sums[li] is None else class_sums[li] + part
+            if keep:
+                kept[li].append(z.float())
+
+    _stream(model, images, layers, reduction, batch_size, consume)
+    return {
+        "fv": torch.from_numpy(fv_sims),
+        "self": torch.from_numpy(self_sims),
+        "class_sums": class_sums,
+        "z": [torch.cat(z) for z in kept] if keep else None,
+    }
+
+
+def second_pass_shard(model, shard: tuple) -> torch.Tensor:
+    """Pass 2 on one slice: ``(images, class_sums, layers, metric, reduction, batch_size)`` →
+    each image's summed similarity to every class, ⟨z_i, Σ_{j∈c} z_j⟩ (L, n, K)."""
+    images, class_sums, layers, metric, reduction, batch_size = shard
+    first = images.start
+    out = np.zeros((len(layers), len(images), class_sums[0].shape[0]))
+
+    def consume(indices, _labels, reduced):
+        idx = indices.numpy() - first
+        for li, layer in enumerate(layers):
+            z = unit_vectors(reduced[layer], metric, torch.float64)
+            out[li, idx] = (z @ class_sums[li].T).numpy()
+
+    _stream(model, images, layers, reduction, batch_size, consume)
+    return torch.from_numpy(out)
+
+
 def _similarities(
     model,
     natural: InMemoryImages,
@@ -217,51 +283,57 @@ def _similarities(
     batch_size: int,
     cache_bytes: int,
     show_progress: bool,
+    shard_images: int | None = None,
+    engine: Engine | None = None,
+    stores: tuple[ShardStore | None, ShardStore | None] = (None, None),
 ) -> _Similarities:
     """Step 2: the similarity matrices, streamed (module docstring: pass 1, then pass 2 from the
-    cached vectors or a second stream of the images)."""
-    n_layers, n_images, n_classes = len(layers), len(natural), len(design.classes)
-    fv_sims = np.zeros((n_layers, n_images, z_fv[0].shape[0]))
-    self_sims = np.zeros((n_layers, n_images))
-    class_sims = np.zeros((n_layers, n_images, n_classes))
-    class_sums: list[torch.Tensor | None] = [None] * n_layers
-    onehot = torch.nn.functional.one_hot(torch.as_tensor(design.image_class), n_classes).double()
+    cached vectors or a second stream of the images). Each pass runs on slices of
+    ``shard_images`` images (default: all; rounded up to whole batches), the shards of
+    ``engine`` (default: this process), kept in ``stores`` (pass 1's, pass 2's); the per-class
+    sums are added up in slice order, so the result depends on the slice plan, never on the
+    engine (against one slice: equal to float64 rounding)."""
+    from fvlab.activations.sharded import slice_plan
+    from fvlab.engine.run import run_shards
+
+    n_images, n_classes = len(natural), len(design.classes)
+    plan = slice_plan(n_images, shard_images or max(n_images, 1), batch_size)
     # keep the natural images' unit vectors (float32) if they fit, else compute them twice
-    cached: list[list[torch.Tensor]] | None = None
-    if n_images * sum(z.shape[1] for z in z_fv) * 4 <= cache_bytes:
-        cached = [[] for _ in layers]
-
-    def first_pass(indices, _labels, reduced):
-        idx = indices.numpy()
-        for li, layer in enumerate(layers):
-            z = unit_vectors(reduced[layer], metric, torch.float64)
-            fv_sims[li, idx] = (z @ z_fv[li].T).numpy()
-            self_sims[li, idx] = (z * z).sum(1).numpy()
-            part = onehot[idx].T @ z
-            class_sums[li] = part if class_sums[li] is None else class_sums[li] + part
-            if cached is not None:
-                cached[li].append(z.float())
-
-    def second_pass(indices, _labels, reduced):
-        idx = indices.numpy()
-        for li, layer in enumerate(layers):
-            z = unit_vectors(reduced[layer], metric, torch.float64)
-            class_sims[li, idx] = (z @ class_sums[li].T).numpy()
-
-    def stream(consumer) -> None:
-        sweep(
-            model, natural, dict.fromkeys(layers, reduction), moments=False,
-            batch_size=batch_size, consumer=consumer, show_progress=show_progress,
-        )  # fmt: skip
-
-    stream(first_pass)
-    if cached is None:
-        stream(second_pass)
-    else:
-        for li in range(n_layers):
-            z = torch.cat(cached[li]).double()
+    keep = n_images * sum(z.shape[1] for z in z_fv) * 4 <= cache_bytes
+    shards = [
+        (natural.slice(a, b), design.image_class[a:b], n_classes, z_fv, layers, metric,
+         reduction, batch_size, keep)
+        for a, b in plan
+    ]  # fmt: skip
+    names = [f"pass1-{k:05d}" for k in range(len(plan))]
+    first = run_shards(
+        first_pass_shard, model, shards, names, engine=engine, store=stores[0],
+        show_progress=show_progress, description=f"path similarity: {n_images} images",
+    )  # fmt: skip
+    fv_sims = np.concatenate([p["fv"].numpy() for p in first], axis=1)
+    self_sims = np.concatenate([p["self"].numpy() for p in first], axis=1)
+    class_sums = []
+    for li in range(len(layers)):  # added up in slice order
+        total = first[0]["class_sums"][li]
+        for part in first[1:]:
+            total = total + part["class_sums"][li]
+        class_sums.append(total)
+    if keep:
+        class_sims = np.zeros((len(layers), n_images, n_classes))
+        for li in range(len(layers)):
+            z = torch.cat([p["z"][li] for p in first]).double()
             class_sims[li] = (z @ class_sums[li].T).numpy()
-            cached[li] = []
+    else:
+        shards = [
+            (natural.slice(a, b), class_sums, layers, metric, reduction, batch_size)
+            for a, b in plan
+        ]
+        second = run_shards(
+            second_pass_shard, model, shards, [f"pass2-{k:05d}" for k in range(len(plan))],
+            engine=engine, store=stores[1], show_progress=show_progress,
+            description=f"path similarity, pass 2: {n_images} images",
+        )  # fmt: skip
+        class_sims = np.concatenate([p.numpy() for p in second], axis=1)
     return _Similarities(fv_sims, self_sims, class_sims)
 
 
@@ -380,6 +452,9 @@ def path_similarity(
     batch_size: int = 64,
     cache_bytes: int = 2**31,
     show_progress: bool = True,
+    shard_images: int | None = None,
+    engine: Engine | None = None,
+    stores: tuple[ShardStore | None, ShardStore | None] = (None, None),
 ) -> PathCurves:
     """Path similarity curves of FVs vs natural images (see the module docstring).
 
@@ -389,7 +464,9 @@ def path_similarity(
     The natural images' unit vectors are kept in memory (float32) if they need at most
     ``cache_bytes``; otherwise the images are streamed through the model a second time.
     Steps: (1) group by class, (2) activation vectors of the FVs and streamed similarity
-    matrices, (3) per-image means, (4) class-averaged curves, (5) bootstrap bands.
+    matrices, (3) per-image means, (4) class-averaged curves, (5) bootstrap bands. Step 2's
+    passes run in slices of ``shard_images`` natural images (default: one slice), the shards of
+    ``engine``, kept in ``stores`` (:func:`_similarities`).
     """
     check_metric(metric)
     if not 0 < confidence < 1:
@@ -402,6 +479,7 @@ def path_similarity(
     sims = _similarities(
         model, natural, z_fv, layers, design, metric=metric, reduction=reduction,
         batch_size=batch_size, cache_bytes=cache_bytes, show_progress=show_progress,
+        shard_images=shard_images, engine=engine, stores=stores,
     )  # fmt: skip
     per_image = _per_image(sims, design)
     counts = design.counts
@@ -487,6 +565,7 @@ def exemplar_path_similarity(
     metric: Metric = "spearman",
     reduction: str = "flatten",
     units_per_batch: int = 8,
+    batch_size: int | None = None,
 ) -> ExemplarPaths:
     """Path similarity of each unit's FV with the unit's own top natural exemplars.
 
@@ -494,7 +573,8 @@ def exemplar_path_similarity(
     (R, C, H, W) random natural images. Per layer and unit: fv_exemplar = mean similarity of
     the FV with the k exemplars, exemplar_exemplar = mean over pairs of different exemplars
     (level 1), exemplar_reference = mean similarity of exemplars with the reference images
-    (level 0)."""
+    (level 0). ``batch_size`` (default: no limit) caps the images of one forward pass:
+    ``units_per_batch`` is lowered to fit it and the reference images are read in chunks."""
     check_metric(metric)
     n_units, k = exemplars.shape[:2]
     if k < 2 or fv_images.shape[0] != n_units:
@@ -503,7 +583,17 @@ def exemplar_path_similarity(
             f"exemplars of shape {tuple(exemplars.shape)}"
         )
     layers = list(layers)
-    z_ref = _layer_vectors(model, reference, layers, reduction, metric)
+    if batch_size is not None:
+        units_per_batch = max(1, min(units_per_batch, batch_size // (k + 1)))
+    step = batch_size or max(len(reference), 1)
+    ref_sums = None
+    for first in range(0, len(reference), step):
+        part = _layer_vectors(model, reference[first : first + step], layers, reduction, metric)
+        sums = [z.sum(0) for z in part]
+        ref_sums = (
+            sums if ref_sums is None else [a + b for a, b in zip(ref_sums, sums, strict=True)]
+        )
+    ref_mean = [z / len(reference) for z in ref_sums]
     shape = (len(layers), n_units)
     fv_ex, ex_ex, ex_ref = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     for first in range(0, n_units, units_per_batch):
@@ -517,16 +607,27 @@ def exemplar_path_similarity(
             gram = torch.einsum("ujd,ukd->ujk", z_ex, z_ex)
             off_diagonal = gram.sum((1, 2)) - gram.diagonal(dim1=1, dim2=2).sum(1)
             ex_ex[li, sl] = (off_diagonal / (k * (k - 1))).numpy()
-            ex_ref[li, sl] = (z_ex.mean(1) @ z_ref[li].mean(0)).numpy()
+            ex_ref[li, sl] = (z_ex.mean(1) @ ref_mean[li]).numpy()
     return ExemplarPaths(layers, fv_ex, ex_ex, ex_ref)
 
 
 def run_paths(
-    model: LoadedModel, settings: PathsSettings, out: OutDir = None, *, show_progress: bool = True
+    model: LoadedModel,
+    settings: PathsSettings,
+    out: OutDir = None,
+    *,
+    show_progress: bool = True,
+    engine: Engine | None = None,
+    resume: bool = False,
 ) -> PathCurves:
     """The path check (``fvlab check paths``): the first ``images_per_class`` natural images of
     each class, ``fv_seeds`` FVs of each class logit (one batched render), the curves at every
-    layer of ``settings.layers``; saved into ``out`` (:meth:`PathCurves.save`) when given."""
+    layer of ``settings.layers``; saved into ``out`` (:meth:`PathCurves.save`) when given.
+    The sweeps of the natural images run in slices of ``shard_images``, the shards of
+    ``engine`` (default: this process), kept in ``out/shards/{pass1,pass2}``; ``resume``
+    reuses the intact shards of an earlier run of the same check."""
+    from fvlab.engine.jobs import shard_store
+
     s = settings
     dataset = s.dataset(model)
     layers = choose_layers(model, s.layers, s.size)
@@ -536,9 +637,17 @@ def run_paths(
         model, s.classes, s.fv_seeds, logits_layer=logits_layer, logit_ids=s.logits,
         steps=s.steps, size=natural.images.shape[-1], seed=s.seed, show_progress=show_progress,
     )  # fmt: skip
+    # the FVs are part of what a sweep shard computes with: fingerprint them by content
+    what = {"settings": s.to_dict(), "layers": layers, "fvs": _sha256(fvs)}
+    plan = [len(natural), s.shard_images, s.batch_size]
+    stores = tuple(
+        shard_store(model, "paths", what, plan, out, resume, part=part)
+        for part in ("pass1", "pass2")
+    )
     curves = path_similarity(
         model, natural, fvs, fv_labels, layers, metric=s.metric, reduction=s.reduce,
         n_boot=s.bootstrap, seed=s.seed, batch_size=s.batch_size, show_progress=show_progress,
+        shard_images=s.shard_images, engine=engine, stores=stores,
     )  # fmt: skip
     curves.settings = {
         "model": model.name,

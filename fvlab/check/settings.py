@@ -76,7 +76,8 @@ class PathsSettings(NaturalData):
     ``logits_layer``: the layer whose outputs are the logits (default: the last in forward order);
     ``layers``: ``"leaves"`` (every layer in forward order) or layer names (a sequence or
     ``"a,b,c"``); ``reduce``: the activation vector per layer (``flatten``, ``spatial_mean``, …);
-    ``metric``: ``spearman``, ``pearson`` or ``cosine``; ``bootstrap``: resamples of the bands."""
+    ``metric``: ``spearman``, ``pearson`` or ``cosine``; ``bootstrap``: resamples of the bands;
+    ``shard_images``: natural images per sweep shard (rounded up to whole batches)."""
 
     classes: tuple[int, ...] = tuple(range(10))
     images_per_class: int = 50
@@ -89,6 +90,7 @@ class PathsSettings(NaturalData):
     logits: tuple[int, ...] | None = None
     bootstrap: int = 1000
     batch_size: int = 64
+    shard_images: int = 2048
     seed: int = 0
 
     def validate(self) -> None:
@@ -108,6 +110,7 @@ class PathsSettings(NaturalData):
         choice("reduce", self.reduce, REDUCTIONS)
         at_least("bootstrap", self.bootstrap, 10)
         at_least("batch_size", self.batch_size, 1)
+        at_least("shard_images", self.shard_images, 1)
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,8 @@ class AuditSettings(NaturalData):
     level 0); ``path_layers``: layers of the path similarity (default: forward order up to
     ``layer``); ``gradient_grid``: grid points of the gradient residual's paths;
     ``thresholds``: the flag thresholds of the score; ``batch_size``: images per forward pass
-    and units per render (memory is bounded by it)."""
+    and units per render (memory is bounded by it); ``shard_images``: natural images per sweep
+    shard (rounded up to whole batches; docs/scale.md)."""
 
     layer: str
     units: tuple[int, ...] | None = None
@@ -156,6 +160,7 @@ class AuditSettings(NaturalData):
     gradient_grid: int = 33
     thresholds: AuditThresholds = AuditThresholds()
     batch_size: int = 256
+    shard_images: int = 2048
     seed: int = 0
 
     def validate(self) -> None:
@@ -176,6 +181,7 @@ class AuditSettings(NaturalData):
         if not isinstance(self.thresholds, AuditThresholds):
             raise SettingsError("thresholds", f"must be AuditThresholds, not {self.thresholds!r}")
         at_least("batch_size", self.batch_size, 1)
+        at_least("shard_images", self.shard_images, 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,7 +191,9 @@ class SilentCheckSettings(NaturalData):
     ``layers``: the layers checked (names, or ``"a,b"``; default: every ReLU that runs once per
     forward pass); a unit fires on an image when its spatial max exceeds ``threshold``; it is
     silent when it fires on at most ``max_fraction`` of the images (0 = never); the first
-    ``max_render`` silent units of each layer are rendered (``steps`` updates)."""
+    ``max_render`` silent units of each layer are rendered (``steps`` updates, ``batch_size``
+    units per optimisation); ``batch_size`` images per forward pass of the sweep, in shards of
+    ``shard_images`` images (rounded up to whole batches; docs/scale.md)."""
 
     layers: str | tuple[str, ...] | None = None
     threshold: float = 0.0
@@ -193,6 +201,7 @@ class SilentCheckSettings(NaturalData):
     steps: int = 256
     max_render: int = 32
     batch_size: int = 500
+    shard_images: int = 5000
     seed: int = 0
 
     def validate(self) -> None:
@@ -210,3 +219,4 @@ class SilentCheckSettings(NaturalData):
         at_least("steps", self.steps, 1)
         at_least("max_render", self.max_render, 0)
         at_least("batch_size", self.batch_size, 1)
+        at_least("shard_images", self.shard_images, 1)

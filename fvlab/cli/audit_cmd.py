@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,7 +22,7 @@ def audit(
         int | None, typer.Option(min=2, help="Use only the first N natural images.")
     ] = None,
     steps: Annotated[
-        int, typer.Option(min=1, help="Render updates (all units in one batch).")
+        int, typer.Option(min=1, help="Render updates (--batch-size units per optimisation).")
     ] = 256,
     top_k: Annotated[int, typer.Option(min=2, help="Top natural exemplars per unit.")] = 5,
     relu_redirect: Annotated[
@@ -47,11 +48,34 @@ def audit(
     valley_threshold: Annotated[
         float, typer.Option(help="Flag when the path's dip below its ends / natural spread ≥ this.")
     ] = 3.0,
+    calibrate_on: Annotated[
+        str | None,
+        typer.Option(
+            help="Calibrate the thresholds on this clean model of the same architecture "
+            "(audited first with the same settings; OUT/thresholds.json). Replaces the "
+            "--*-threshold options."
+        ),
+    ] = None,
+    calibrate_weights: Annotated[
+        Path | None, typer.Option(help="Weights file of the --calibrate-on model.")
+    ] = None,
+    thresholds_file: Annotated[
+        Path | None,
+        typer.Option("--thresholds", help="Use the thresholds of an earlier OUT/thresholds.json."),
+    ] = None,
+    safety: Annotated[
+        float,
+        typer.Option(min=1.0, help="--calibrate-on: τ = safety × the reference's largest value."),
+    ] = 1.5,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Images per forward pass and units per render (memory).")
     ] = 256,
+    shard_images: c.ShardImagesOpt = 2048,
     seed: c.SeedOpt = 0,
     device: c.DeviceOpt = "cpu",
+    engine: c.EngineOpt = "local",
+    ray_address: c.RayAddressOpt = None,
+    resume: c.ResumeOpt = False,
     quiet: c.QuietOpt = False,
 ) -> None:
     """Audit the units of one layer: FV activation beyond the natural range, gate-like jumps
@@ -63,9 +87,20 @@ def audit(
     Example: fvlab audit --model fmnist-cnn --layer relu3 --out out/audit-relu3
 
     Works on saved (e.g. fooled) models: fvlab audit --model out/fooled --layer relu3 ...
+
+    Thresholds calibrated on a second clean model instead of the fixed defaults (fmnist-cnn:
+    the committed seed-1 retrain): fvlab audit --model out/fooled --layer relu5
+    --calibrate-on fmnist-cnn --calibrate-weights fvlab/check/weights/fmnist-cnn-seed1.pt
+    --out DIR; reuse them with --thresholds DIR/thresholds.json (docs/check.md).
+
+    The natural sweep (slices of --shard-images) and the renders (--batch-size units each)
+    are shards: --engine ray runs them as Ray tasks; each finished shard is kept in
+    OUT/shards, so --resume finishes an interrupted audit (docs/scale.md).
     """
     import fvlab
     from fvlab.check.audit import AuditSettings, AuditThresholds, run_audit
+    from fvlab.check.calibration import Calibration, run_calibrated_audit
+    from fvlab.errors import FvlabError
 
     thresholds = AuditThresholds(
         excess_threshold, jump_threshold, silent_threshold, gradient_threshold, valley_threshold
@@ -73,10 +108,26 @@ def audit(
     settings = AuditSettings(
         layer=layer, units=c.parse_int_list(units) if units else None, data=data, split=split,
         size=size, images=images, steps=steps, top_k=top_k, relu_redirect_steps=relu_redirect,
-        metric=metric, thresholds=thresholds, batch_size=batch_size, seed=seed,
+        metric=metric, thresholds=thresholds, batch_size=batch_size, shard_images=shard_images,
+        seed=seed,
     )  # fmt: skip
+    if calibrate_on is not None and thresholds_file is not None:
+        raise FvlabError("give --calibrate-on or --thresholds, not both")
+    if calibrate_weights is not None and calibrate_on is None:
+        raise FvlabError("--calibrate-weights needs --calibrate-on MODEL")
+    runner = c.engine_from_options(engine, ray_address)
+    calibration = Calibration.load(thresholds_file) if thresholds_file is not None else None
     loaded = fvlab.load(model, weights, device=device)
-    summary = run_audit(loaded, settings, out, show_progress=not quiet).summary()
+    run = dict(show_progress=not quiet, engine=runner, resume=resume)
+    if calibrate_on is None and calibration is None:
+        result = run_audit(loaded, settings, out, **run)
+    else:
+        reference = None
+        if calibrate_on is not None:
+            reference = fvlab.load(calibrate_on, calibrate_weights, device=device)
+        result = run_calibrated_audit(loaded, settings, out, reference=reference,
+                                      calibration=calibration, safety=safety, **run)  # fmt: skip
+    summary = result.summary()
     if not quiet:
         print(
             f"{summary['flagged']} of {summary['units']} units flagged "

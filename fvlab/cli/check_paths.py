@@ -39,8 +39,12 @@ def check_paths(
     size: c.SizeOpt = None,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
     batch_size: c.BatchSizeOpt = 64,
+    shard_images: c.ShardImagesOpt = 2048,
     seed: c.SeedOpt = 0,
     device: c.DeviceOpt = "cpu",
+    engine: c.EngineOpt = "local",
+    ray_address: c.RayAddressOpt = None,
+    resume: c.ResumeOpt = False,
     quiet: c.QuietOpt = False,
 ) -> None:
     """Path similarity of class FVs vs natural images at every layer: OUT/paths.png (raw curves
@@ -53,6 +57,9 @@ def check_paths(
     1 = as close as natural images of the class. For ImageNet models pass --data with the
     validation set in class folders, --size, and --logits when folder order differs from the
     model's logit order (see docs/check.md).
+
+    The natural images' sweeps run in slices of --shard-images: --engine ray runs them as Ray
+    tasks; finished shards are kept in OUT/shards for --resume (docs/scale.md).
     """
     import fvlab
     from fvlab.check.paths import PathsSettings, run_paths
@@ -62,11 +69,14 @@ def check_paths(
         classes=c.parse_int_list(classes, "classes"),
         logits=c.parse_int_list(logits, "logits") if logits else None,
         images_per_class=images_per_class, fv_seeds=fv_seeds, steps=steps, metric=metric,
-        reduce=reduce, bootstrap=bootstrap, batch_size=batch_size, seed=seed,
+        reduce=reduce, bootstrap=bootstrap, batch_size=batch_size, shard_images=shard_images,
+        seed=seed,
     )  # fmt: skip
+    runner = c.engine_from_options(engine, ray_address)
     curves = run_paths(
-        fvlab.load(model, weights, device=device), settings, out, show_progress=not quiet
-    )
+        fvlab.load(model, weights, device=device), settings, out, show_progress=not quiet,
+        engine=runner, resume=resume,
+    )  # fmt: skip
     if not quiet:
         late = curves.values["normalised"][-1]
         print(

@@ -56,6 +56,21 @@ ResumeOpt = Annotated[
     ),
 ]
 
+ShardImagesOpt = Annotated[
+    int,
+    typer.Option(
+        min=1, help="Natural images per sweep shard (rounded up to whole batches; docs/scale.md)."
+    ),
+]
+
+
+def engine_from_options(engine: str, ray_address: str | None):
+    """The engine of ``--engine`` / ``--ray-address`` (:func:`fvlab.engine.make_engine`)."""
+    from fvlab.engine import make_engine
+
+    return make_engine(engine, address=ray_address)
+
+
 # --- options of the check pillar's commands (check paths, check silent, audit) ---
 SplitOpt = Annotated[str, typer.Option(help="Fashion-MNIST split: test or train.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]

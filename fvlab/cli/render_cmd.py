@@ -60,7 +60,7 @@ def render(
     so --resume can finish an interrupted run. The work is fvlab.optvis.job.run_render.
     """
     import fvlab
-    from fvlab.engine import make_engine
+    from fvlab.cli.common import engine_from_options
     from fvlab.optvis.job import RenderJobSettings, run_render
     from fvlab.optvis.settings import RenderSettings
 
@@ -72,7 +72,7 @@ def render(
     settings = RenderJobSettings(
         layer=layer, units=tuple(parse_int_list(units)), batch_size=batch_size, render=how
     )
-    runner = make_engine(engine, address=ray_address)
+    runner = engine_from_options(engine, ray_address)
     loaded = fvlab.load(model, weights, device=device)
     result = run_render(
         loaded, settings, out, show_progress=not quiet, engine=runner, resume=resume

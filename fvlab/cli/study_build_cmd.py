@@ -26,7 +26,8 @@ BUILD_OPTIONS = {
     "diversity": "Diversity weight λ (activation measured in units of its std).",
     "catch_units": ("--catch", "Catch units (picked automatically)."),
     "practice_units": ("--practice", "Practice units (picked automatically)."),
-    "batch_size": "Images per forward pass.",
+    "batch_size": "Images per forward pass (and FV references per shard).",
+    "shard_images": "Images per shard of the exemplar sweep (docs/scale.md).",
     "seed": "Random seed; the same seed gives the same stimuli.",
 }
 
@@ -50,6 +51,9 @@ def build(
     weights: c.WeightsOpt = None,
     data: c.DataOpt = None,
     device: c.DeviceOpt = "auto",
+    engine: c.EngineOpt = "local",
+    ray_address: c.RayAddressOpt = None,
+    resume: c.ResumeOpt = False,
     quiet: c.QuietOpt = False,
     **options: Any,
 ) -> None:
@@ -80,6 +84,9 @@ def build(
 
     manifest.json (see docs/study.md) holds all paths and the ground-truth
     activations, measured on the saved 8-bit PNGs.
+
+    The exemplar sweep and the FV references run as shards: --engine ray runs
+    them as Ray tasks; finished shards are kept in OUT/shards for --resume.
     """
     import fvlab
     from fvlab.study.settings import parse_units
@@ -87,6 +94,7 @@ def build(
 
     layers = [name.strip() for name in (layer or "").split(",") if name.strip()]
     chosen = parse_units(units, layers) if units is not None else None
+    runner = c.engine_from_options(engine, ray_address)
     loaded = fvlab.load(model, weights, device=device)
     settings = StudySettings(
         units=chosen if chosen is not None else default_units(loaded),
@@ -94,7 +102,9 @@ def build(
         model_source=str(Path(model).resolve()) if Path(model).is_dir() else model,
         **options,
     )
-    result = run_build_study(loaded, settings, out, show_progress=not quiet)
+    result = run_build_study(
+        loaded, settings, out, show_progress=not quiet, engine=runner, resume=resume
+    )
     if not quiet:
         counts = ", ".join(f"{n} {kind}" for kind, n in result.unit_counts().items())
         print(f"study stimuli for {counts} units written to {out / 'manifest.json'}")

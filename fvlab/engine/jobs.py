@@ -21,10 +21,14 @@ def shard_store(
     plan: Sequence[Any],
     out: Path | None,
     resume: bool,
+    *,
+    part: str | None = None,
 ) -> ShardStore | None:
     """The :class:`~fvlab.engine.store.ShardStore` of ``out`` for this job (None without
     ``out``). Its fingerprint: the job's name, its settings, the shard ``plan`` and the model's
-    name and parameter hash — a resumed folder must match all of them."""
+    name and parameter hash — a resumed folder must match all of them. A job with several kinds
+    of shards (an audit's sweep and renders) gives each its ``part``: its own store in
+    ``out/shards/<part>``."""
     if out is None:
         if resume:
             raise SettingsError("resume", "needs the output folder of the earlier run (--out)")
@@ -38,4 +42,4 @@ def shard_store(
         "model": model.name,
         "model_sha256": model_sha256(model.module),
     }
-    return ShardStore(Path(out), fingerprint, resume=resume)
+    return ShardStore(Path(out), fingerprint, resume=resume, part=part)

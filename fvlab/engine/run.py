@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fvlab.engine.base import Engine, ShardFn
@@ -19,12 +19,18 @@ def run_shards(
     store: ShardStore | None = None,
     show_progress: bool = True,
     description: str = "shards",
+    on_result: Callable[[int, Any], Any] | None = None,
 ) -> list[Any]:
     """``[fn(common, shard) for shard in shards]``, in shard order.
 
     Shards the ``store`` already holds intact (a resumed job) are read back instead of being
     computed; every other shard runs on ``engine`` (default: this process) and is saved into the
     store the moment it finishes. ``names[i]`` is shard i's file name in the store.
+
+    ``on_result(i, result)``, if given, runs in this process once per shard as soon as its
+    result is there (computed, or read back from the store) — e.g. to write the shard's PNGs —
+    and what it returns is kept in place of the result, so a job can keep a compact record of
+    each shard instead of all of them (memory bounded by one shard's result).
     """
     from fvlab.engine.local import LocalEngine
 
@@ -36,13 +42,13 @@ def run_shards(
         if cached is None:
             todo.append(i)
         else:
-            results[i] = cached
+            results[i] = cached if on_result is None else on_result(i, cached)
 
     def done(position: int, result: Any) -> None:
         i = todo[position]
         if store is not None:
             store.save(names[i], result)
-        results[i] = result
+        results[i] = result if on_result is None else on_result(i, result)
 
     engine.map(
         fn,

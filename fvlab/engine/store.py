@@ -1,6 +1,7 @@
 """Shard results in a job's output folder, so a job can be resumed and its shards checked.
 
-Layout: ``OUT/shards/index.json`` holds the job's *fingerprint* (what was computed: the job's
+Layout: ``OUT/shards/index.json`` (``OUT/shards/<part>/index.json`` for each part of a job with
+several kinds of shards) holds the job's *fingerprint* (what was computed: the job's
 name, its settings, the shard plan and a SHA-256 of the model's parameters and buffers) and, per
 finished shard, the SHA-256 of its file ``OUT/shards/<name>.pt``. A shard file is a plain
 payload (dicts, lists, numbers, strings, tensors) written with ``torch.save`` to a temporary
@@ -59,8 +60,15 @@ def _write_atomic(path: Path, write) -> None:
 class ShardStore:
     """The shard files of one job in ``out/shards``; see the module docstring."""
 
-    def __init__(self, out: Path, fingerprint: dict[str, Any], *, resume: bool = False) -> None:
-        self.folder = Path(out) / "shards"
+    def __init__(
+        self,
+        out: Path,
+        fingerprint: dict[str, Any],
+        *,
+        resume: bool = False,
+        part: str | None = None,
+    ) -> None:
+        self.folder = Path(out) / "shards" / part if part else Path(out) / "shards"
         self.fingerprint = json.loads(json.dumps(fingerprint))  # JSON-normalised for comparison
         self.done: dict[str, str] = {}
         index = self.folder / INDEX
@@ -86,7 +94,7 @@ class ShardStore:
                 if theirs.get(k) != self.fingerprint.get(k)
             )
             raise FvlabError(
-                f"resume: {self.folder.parent} holds shards of a different job (differs in: "
+                f"resume: {self.folder} holds shards of a different job (differs in: "
                 f"{', '.join(keys)}); use another --out, or run without --resume to start over"
             )
         return dict(data.get("shards", {}))

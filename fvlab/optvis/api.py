@@ -125,11 +125,15 @@ def _image(
     ).to(model.device)
 
 
-def _draws(seed: int, units: list[int] | None, batch: int, device) -> Draws:
+def _draws(
+    seed: int, units: list[int] | None, batch: int, device, keys: Sequence[int] | None = None
+) -> Draws:
     """Element b's random numbers keyed by its unit (and which repeat of that unit it is), or
-    by its position when an objective is rendered (:mod:`fvlab.optvis.draws`)."""
+    by its position (or ``keys[b]``) when an objective is rendered (:mod:`fvlab.optvis.draws`)."""
     if units is None:
-        return Draws(seed, range(batch), device=device)
+        if keys is not None and len(keys) != batch:
+            raise FvlabError(f"keys: got {len(keys)} draw keys for a batch of {batch}")
+        return Draws(seed, range(batch) if keys is None else list(keys), device=device)
     seen: dict[int, int] = {}
     repeats = []
     for unit in units:
@@ -162,6 +166,7 @@ def render(
     callbacks: Sequence[Callback] = (),
     preset: str | None = None,
     show_progress: bool = True,
+    keys: Sequence[int] | None = None,
     **overrides: Any,
 ) -> RenderResult:
     """Render feature visualizations.
@@ -178,7 +183,8 @@ def render(
     takes a factory ``params -> torch.optim.Optimizer``; ``magnitude`` is MACO's spectrum
     (default: estimated from the model's training images); ``callbacks`` see
     :data:`fvlab.optvis.loop.Callback`. ``preset='lucid'`` is ``settings=LUCID`` (kept for
-    compatibility; see :meth:`RenderSettings.from_preset`).
+    compatibility; see :meth:`RenderSettings.from_preset`). ``keys``: with an ``objective``,
+    element b's draw key (default b), e.g. its position in a larger render split into shards.
 
     ``result.settings`` is the JSON form of the render: param, transforms ('custom' for a
     module), steps (updates run), lr, seed, size, batch, preset, relu_redirect_steps, objective.
@@ -197,7 +203,7 @@ def render(
     param_module = param if isinstance(param, nn.Module) else None
     if param is not None and param_module is None and not isinstance(param, str):
         raise FvlabError(f"param: expected a name or an nn.Module, got {type(param).__name__}")
-    draws = _draws(settings.seed, unit_list, batch, model.device)
+    draws = _draws(settings.seed, unit_list, batch, model.device, keys)
     image = _image(model, settings, param_module, batch, size, magnitude, draws)
     custom_transform = isinstance(transforms, Transform)
     transform = transforms if custom_transform else make_transforms(settings.transforms, size)

@@ -4,7 +4,10 @@
 (element b maximises unit b). Every chunk uses the job's seed: a unit's random start and
 transforms are keyed by (seed, unit) (:mod:`fvlab.optvis.draws`), so its image does not depend
 on the batch size or on which units share its chunk. Chunks are the job's shards
-(:mod:`fvlab.engine`). :meth:`RenderJobResult.save` writes ``unit_NNNN.png`` per unit,
+(:mod:`fvlab.engine`). With an output folder, each shard's PNGs are written as soon as the
+shard finishes and its images are then read back from the shard file when needed, so memory
+is bounded by one shard of ``batch_size`` units (:class:`RenderFrames`).
+:meth:`RenderJobResult.save` writes ``unit_NNNN.png`` per unit,
 ``unit_NNNN_stepTTTT.png`` per unit and threshold, ``grid.png`` (all units, labelled with the
 class name when the layer is the model's last) and ``summary.json``: per unit the final
 objective — the spatial mean of the channel, or the logit — on the final untransformed image.
@@ -12,7 +15,9 @@ objective — the spatial mean of the channel, or the logit — on the final unt
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
     import torch
 
     from fvlab.engine.base import Engine
+    from fvlab.engine.store import ShardStore
     from fvlab.models.zoo import LoadedModel
 
 #: grid.png shows each image at least this many px wide (integer upscale of small images)
@@ -57,21 +63,97 @@ class RenderJobSettings(Settings):
         return self.render.seed
 
 
+class RenderFrames:
+    """The images (N, C, H, W) and snapshots of a render job, held shard by shard: in memory
+    (a job without ``out``) or in the shard files of ``out/shards``, read back one shard at a
+    time (the last one read is kept), so a job's memory stays bounded by one shard whatever
+    the number of units. ``stack`` loads every shard (memory: N images)."""
+
+    def __init__(
+        self,
+        parts: list[dict[str, Any] | Callable[[], dict[str, Any]]],
+        sizes: list[int],
+        thresholds: list[int],
+        shape: tuple[int, ...],
+    ) -> None:
+        self.parts, self.sizes, self.thresholds = parts, sizes, thresholds
+        self.shape = (sum(sizes), *shape)  # (N, C, H, W)
+        self._cached: tuple[int, dict[str, Any]] | None = None
+
+    def _part(self, k: int) -> dict[str, Any]:
+        part = self.parts[k]
+        if isinstance(part, dict):
+            return part
+        if self._cached is None or self._cached[0] != k:
+            self._cached = (k, part())
+        return self._cached[1]
+
+    @staticmethod
+    def _pick(payload: dict[str, Any], step: int | None):
+        return payload["images"] if step is None else payload["snapshots"][step]
+
+    def image(self, i: int, step: int | None = None) -> torch.Tensor:
+        """Image i (C, H, W) after ``step`` updates (None: the final image)."""
+        for k, size in enumerate(self.sizes):
+            if i < size:
+                return self._pick(self._part(k), step)[i]
+            i -= size
+        raise IndexError("image index out of range")
+
+    def stack(self, step: int | None = None) -> torch.Tensor:
+        """All N images (N, C, H, W) after ``step`` updates (None: final)."""
+        import torch
+
+        return torch.cat([self._pick(self._part(k), step) for k in range(len(self.sizes))])
+
+    def view(self, step: int | None = None) -> _FrameView:
+        """A read-only (N, C, H, W) sequence of the images, read shard by shard."""
+        return _FrameView(self, step)
+
+
+@dataclass
+class _FrameView:
+    """``frames.image(i, step)`` as a sequence with a ``shape`` (what grid_image reads)."""
+
+    frames: RenderFrames
+    step: int | None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.frames.shape
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.frames.image(i, self.step)
+
+
 @dataclass
 class RenderJobResult:
-    """Images (N, C, H, W) in [0, 1] of the N units, their final objectives (N,), snapshots
-    {threshold: (N, C, H, W)}, grid labels, and what was rendered (``render`` is the JSON form
-    of the render, as :attr:`fvlab.optvis.loop.RenderResult.settings`)."""
+    """The units' final objectives (N,), grid labels, what was rendered (``render`` is the JSON
+    form of the render, as :attr:`fvlab.optvis.loop.RenderResult.settings`), and their images
+    (:class:`RenderFrames`): ``images`` (N, C, H, W) in [0, 1] and ``snapshots``
+    {threshold: (N, C, H, W)} are loaded when asked for (from the shard files when the job had
+    an ``out``). ``written``: the folder that already holds the unit PNGs."""
 
     model: str
     layer: str
     units: list[int]
-    images: torch.Tensor
     objective: torch.Tensor
-    snapshots: dict[int, torch.Tensor]
     labels: list[str]
     settings: RenderJobSettings
     render: dict[str, Any]
+    frames: RenderFrames = field(repr=False)
+    written: Path | None = None
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.frames.stack()
+
+    @property
+    def snapshots(self) -> dict[int, torch.Tensor]:
+        return {t: self.frames.stack(t) for t in self.frames.thresholds}
 
     def summary(self) -> dict[str, Any]:
         """model, layer, per unit {unit, objective, file}, and the render settings."""
@@ -82,19 +164,32 @@ class RenderJobResult:
         return {"model": self.model, "layer": self.layer, "units": units, "settings": self.render}
 
     def save(self, out: Path) -> Path:
-        """Write the unit PNGs, step snapshots, grid.png and summary.json into ``out``."""
-        from fvlab.report.images import save_grid, save_png
+        """Write the unit PNGs, step snapshots (unless ``written`` to ``out`` already),
+        grid.png and summary.json into ``out``."""
+        from fvlab.report.images import save_grid
         from fvlab.report.summary import write_summary
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        for i, unit in enumerate(self.units):
-            save_png(self.images[i], out / _png(unit))
-            for t, snap in self.snapshots.items():
-                save_png(snap[i], out / _png(unit, t))
-        upscale = max(1, GRID_MIN_PX // int(self.images.shape[-1]))
-        save_grid(self.images, out / "grid.png", labels=self.labels, upscale=upscale)
+        if self.written is None or self.written.resolve() != out.resolve():
+            frames = self.frames
+            for i, unit in enumerate(self.units):
+                _save_unit(
+                    out, unit, frames.image(i), {t: frames.image(i, t) for t in frames.thresholds}
+                )
+        upscale = max(1, GRID_MIN_PX // int(self.frames.shape[-1]))
+        save_grid(self.frames.view(), out / "grid.png", labels=self.labels, upscale=upscale)
         return write_summary(out, self.summary())
+
+
+def _save_unit(
+    out: Path, unit: int, image: torch.Tensor, snapshots: dict[int, torch.Tensor]
+) -> None:
+    from fvlab.report.images import save_png
+
+    save_png(image, out / _png(unit))
+    for t, snap in snapshots.items():
+        save_png(snap, out / _png(unit, t))
 
 
 def _png(unit: int, step: int | None = None) -> str:
@@ -110,7 +205,7 @@ def _labels(model: LoadedModel, layer: str, units: list[int]) -> list[str]:
 
 
 def render_chunk(model: LoadedModel, shard: tuple) -> dict[str, Any]:
-    """One shard of the render job: ``(layer, units, render settings, show_progress)`` →
+    """One render shard: ``(layer, units, render settings, show_progress)`` →
     {images, objective, snapshots {threshold: images}, render (JSON form)} (CPU tensors)."""
     from fvlab.optvis.api import render
 
@@ -122,6 +217,42 @@ def render_chunk(model: LoadedModel, shard: tuple) -> dict[str, Any]:
         "snapshots": dict(result.snapshots),
         "render": result.settings,
     }
+
+
+def unit_chunks(units: Sequence[int], batch_size: int) -> list[tuple[int, ...]]:
+    """Consecutive chunks of at most ``batch_size`` units: a render job's shards."""
+    return [tuple(units[i : i + batch_size]) for i in range(0, len(units), batch_size)]
+
+
+def render_shards(
+    model: LoadedModel,
+    shards: Sequence[tuple[str, Sequence[int]]],
+    how: RenderSettings,
+    *,
+    engine: Engine | None = None,
+    store: ShardStore | None = None,
+    show_progress: bool = True,
+    description: str = "rendering",
+    on_result: Callable[[int, dict[str, Any]], Any] | None = None,
+) -> list[Any]:
+    """Render each shard ``(layer, units)`` in one optimisation with ``how`` (:func:`render_chunk`)
+    through :func:`fvlab.engine.run.run_shards` (shard k is ``render-<k>`` in ``store``); returns
+    the payloads (or what ``on_result`` makes of each), in shard order. A unit's image depends
+    only on (seed, unit, settings), so any shard plan gives the same images."""
+    from fvlab.engine.run import run_shards
+
+    inner_progress = show_progress and getattr(engine, "name", "local") == "local"
+    return run_shards(
+        render_chunk,
+        model,
+        [(layer, tuple(units), how, inner_progress) for layer, units in shards],
+        [f"render-{k:05d}" for k in range(len(shards))],
+        engine=engine,
+        store=store,
+        show_progress=show_progress,
+        description=description,
+        on_result=on_result,
+    )
 
 
 def run_render(
@@ -136,41 +267,68 @@ def run_render(
     """Render every unit of ``settings`` (see the module docstring); save into ``out`` if given.
 
     Each chunk of ``batch_size`` units is a shard run by ``engine`` (default: this process,
-    :mod:`fvlab.engine`); with ``out``, each finished shard is written to ``out/shards`` at once,
-    and ``resume=True`` reuses the intact shards of an interrupted run of the same job.
+    :mod:`fvlab.engine`); with ``out``, each finished shard is written to ``out/shards`` and
+    its units' PNGs into ``out`` at once, and only its objectives stay in memory (the images
+    are read back from the shard files when needed: memory is bounded by one shard);
+    ``resume=True`` reuses the intact shards of an interrupted run of the same job.
     """
     import torch
 
-    from fvlab.engine.run import run_shards
     from fvlab.models.probe import check_units
     from fvlab.optvis import objectives as obj
 
     units = check_units(model, settings.layer, settings.units, settings.render.size)
-    chunks = [units[i : i + settings.batch_size] for i in range(0, len(units), settings.batch_size)]
-    inner_progress = show_progress and getattr(engine, "name", "local") == "local"
-    results = run_shards(
-        render_chunk,
+    chunks = unit_chunks(units, settings.batch_size)
+    store = shard_store(model, "render", settings, chunks, out, resume)
+    names = [f"render-{k:05d}" for k in range(len(chunks))]
+    shapes: list[tuple[int, ...]] = []
+
+    def keep(k: int, payload: dict[str, Any]) -> dict[str, Any]:
+        shapes.append(tuple(payload["images"].shape[1:]))
+        if store is None:
+            return payload
+        snaps = payload["snapshots"]
+        for i, unit in enumerate(chunks[k]):
+            _save_unit(Path(out), unit, payload["images"][i], {t: s[i] for t, s in snaps.items()})
+        kept = {key: payload[key] for key in ("objective", "render")}
+        return {**kept, "thresholds": list(snaps)}
+
+    results = render_shards(
         model,
-        [(settings.layer, tuple(c), settings.render, inner_progress) for c in chunks],
-        [f"render-{k:05d}" for k in range(len(chunks))],
+        [(settings.layer, c) for c in chunks],
+        settings.render,
         engine=engine,
-        store=shard_store(model, "render", settings, chunks, out, resume),
+        store=store,
         show_progress=show_progress,
         description=f"rendering {len(units)} units of {settings.layer}",
+        on_result=keep,
     )
     record = {k: v for k, v in results[0]["render"].items() if k != "batch"}
     record.update(seed=settings.seed, objective=obj.units(settings.layer, units).name)
+    if store is None:
+        parts: list = results
+        thresholds = list(results[0]["snapshots"])
+    else:
+        parts = [partial(_read_shard, store, name) for name in names]
+        thresholds = results[0]["thresholds"]
     result = RenderJobResult(
         model=model.name,
         layer=settings.layer,
         units=units,
-        images=torch.cat([r["images"] for r in results]),
         objective=torch.cat([r["objective"] for r in results]),
-        snapshots={
-            t: torch.cat([r["snapshots"][t] for r in results]) for t in results[0]["snapshots"]
-        },
         labels=_labels(model, settings.layer, units),
         settings=settings,
         render=record,
+        frames=RenderFrames(parts, [len(c) for c in chunks], thresholds, shapes[0]),
+        written=None if out is None else Path(out),
     )
     return finish(result, out)
+
+
+def _read_shard(store: ShardStore, name: str) -> dict[str, Any]:
+    from fvlab.errors import FvlabError
+
+    payload = store.load(name)
+    if payload is None:
+        raise FvlabError(f"{store.folder / name}.pt is missing or altered; run the job again")
+    return payload

@@ -18,6 +18,7 @@ exemplars back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -29,6 +30,7 @@ from fvlab.jobs import at_least
 from fvlab.models.hooks import Capture
 
 if TYPE_CHECKING:
+    from fvlab.engine.base import Engine
     from fvlab.models.zoo import LoadedModel
 
 
@@ -50,13 +52,22 @@ def top_exemplars(
     *,
     batch_size: int = 500,
     max_images: int | None = None,
+    shard_images: int | None = None,
+    engine: Engine | None = None,
+    out: Path | None = None,
+    resume: bool = False,
     show_progress: bool = True,
 ) -> SweepResult:
     """Stream ``dataset`` (its first ``max_images`` images, if given) once and keep the top ``k``
     images of every unit of every layer, with each unit's moments.
 
     ``result[layer].top.indices`` (U, k) are global dataset indices, best first;
-    ``result[layer].moments.std`` (U,) the population standard deviation of a_u."""
+    ``result[layer].moments.std`` (U,) the population standard deviation of a_u.
+
+    With ``shard_images``, the stream is swept in slices of that many images (rounded up to
+    whole batches), each a shard run by ``engine`` (default: this process) and kept in
+    ``out/shards/exemplars`` (``resume`` reuses intact ones):
+    :func:`fvlab.activations.sharded.sharded_sweep`; the top-k is identical to one pass."""
     at_least("top_k", k, 1)
     stream = head(dataset, max_images, "max_images")
     if len(stream) < k:
@@ -64,12 +75,18 @@ def top_exemplars(
             f"top_k={k} needs at least {k} images, but the dataset stream has {len(stream)}; "
             "lower top_k or use more images (max_images, or the train split)"
         )
-    return sweep(
-        loaded,
-        stream,
-        list(dict.fromkeys(layers)),
-        reduce="spatial_mean",
-        top_k=k,
-        batch_size=batch_size,
+    names = list(dict.fromkeys(layers))
+    if shard_images is None:
+        if engine is not None or out is not None or resume:
+            raise FvlabError("engine, out and resume need shard_images (a sharded sweep)")
+        return sweep(
+            loaded, stream, names, reduce="spatial_mean", top_k=k, batch_size=batch_size,
+            show_progress=show_progress,
+        )  # fmt: skip
+    from fvlab.activations.sharded import sharded_sweep
+
+    return sharded_sweep(
+        loaded, stream, names, shard_images=shard_images, engine=engine, out=out, resume=resume,
+        part="exemplars", reduce="spatial_mean", top_k=k, batch_size=batch_size,
         show_progress=show_progress,
-    )
+    )  # fmt: skip

@@ -20,6 +20,7 @@ scale both with the image size (:func:`blur_kernel`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,10 @@ from fvlab.errors import FvlabError
 from fvlab.optvis.objectives import Activations, Objective
 from fvlab.progress import progress_bar
 from fvlab.study.occlusion import grid_positions, unit_activations, window_masks
+
+if TYPE_CHECKING:
+    from fvlab.engine.base import Engine
+    from fvlab.engine.store import ShardStore
 
 #: P2's blur kernel (px) at its 224 px image size.
 PAPER_KERNEL, PAPER_SIZE = 21, 224
@@ -85,6 +90,28 @@ def grouped_diversity_objective(
     return Objective(fn, list(by_layer), f"grouped_diversity({len(layer_units)}×{per_unit})")
 
 
+def reference_shard(loaded, shard: tuple) -> torch.Tensor:
+    """One shard of :func:`render_references`: ``(first, layer_units, per_unit, steps,
+    diversity, scales, seed, show_progress)`` → the references (g, per_unit, C, H, W) of units
+    first … first + g − 1; element i of the shard is keyed by its position in the whole render,
+    first · per_unit + i, so its image does not depend on the shard."""
+    from fvlab.optvis.api import render
+
+    first, layer_units, per_unit, steps, diversity, scales, seed, show_progress = shard
+    objective = grouped_diversity_objective(layer_units, per_unit, diversity, scales)
+    batch = len(layer_units) * per_unit
+    result = render(
+        loaded,
+        objective=objective,
+        batch=batch,
+        steps=steps,
+        seed=seed,
+        show_progress=show_progress,
+        keys=range(first * per_unit, first * per_unit + batch),
+    )
+    return result.images.view(len(layer_units), per_unit, *result.images.shape[1:])
+
+
 def render_references(
     loaded,
     layer_units: Sequence[tuple[str, int]],
@@ -95,23 +122,36 @@ def render_references(
     scales: Sequence[float] | None = None,
     seed: int = 0,
     show_progress: bool = True,
+    units_per_shard: int | None = None,
+    engine: Engine | None = None,
+    store: ShardStore | None = None,
 ) -> torch.Tensor:
-    """Feature visualizations (G, per_unit, C, H, W) in [0, 1] for every unit, in one
-    optimisation with fvlab.render's defaults (FFT parameterization, standard transforms).
-    ``scales``: divide each unit's activation by this (e.g. its standard deviation over natural
-    images) so that one ``diversity`` weight means the same for every unit and layer."""
-    from fvlab.optvis.api import render
+    """Feature visualizations (G, per_unit, C, H, W) in [0, 1] for every unit, with
+    fvlab.render's defaults (FFT parameterization, standard transforms): ``units_per_shard``
+    units (default: all) per optimisation, each a shard run by ``engine`` (default: this
+    process) and kept in ``store``. Element b of the whole render (unit b // per_unit) has its
+    own draws, keyed by b, and the objective couples only a unit's own images, so the images do
+    not depend on the shard plan. ``scales``: divide each unit's activation by this (e.g. its
+    standard deviation over natural images) so that one ``diversity`` weight means the same for
+    every unit and layer."""
+    from fvlab.engine.run import run_shards
 
-    objective = grouped_diversity_objective(layer_units, per_unit, diversity, scales)
-    result = render(
-        loaded,
-        objective=objective,
-        batch=len(layer_units) * per_unit,
-        steps=steps,
-        seed=seed,
-        show_progress=show_progress,
-    )
-    return result.images.view(len(layer_units), per_unit, *result.images.shape[1:])
+    units = list(layer_units)
+    scale_of = [1.0] * len(units) if scales is None else [float(x) for x in scales]
+    step = units_per_shard or max(len(units), 1)
+    if step < 1:
+        raise FvlabError(f"units_per_shard: must be at least 1, not {units_per_shard}")
+    inner = show_progress and getattr(engine, "name", "local") == "local"
+    shards = [
+        (a, units[a : a + step], per_unit, steps, diversity, scale_of[a : a + step], seed, inner)
+        for a in range(0, len(units), step)
+    ]
+    parts = run_shards(
+        reference_shard, loaded, shards, [f"references-{k:05d}" for k in range(len(shards))],
+        engine=engine, store=store, show_progress=show_progress and len(shards) > 1,
+        description=f"rendering references of {len(units)} units",
+    )  # fmt: skip
+    return torch.cat(parts)
 
 
 def blur_kernel(size: int) -> tuple[int, float]:

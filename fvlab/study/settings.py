@@ -102,13 +102,15 @@ class StudySettings(Settings):
     blur_sigma: float | None = None  # Gaussian σ, px (None: from the kernel, as OpenCV)
     split: str = "train"  # Fashion-MNIST split of the exemplars: train or test
     max_images: int | None = None  # stream only the first N images (None: all)
-    batch_size: int = 500  # images per forward pass
+    batch_size: int = 500  # images per forward pass (and FV references per shard)
+    shard_images: int = 10000  # images per shard of the exemplar sweep (docs/scale.md)
     seed: int = 0  # image-set draws and feature visualizations
     data: Path | None = None  # natural images (see fvlab.data.natural.open_dataset)
     model_source: str | None = None
 
-    #: fields recorded in the manifest under ``build`` (the rest are recorded elsewhere)
-    NOT_RECORDED = ("units", "data", "model_source")
+    #: fields not recorded in the manifest under ``build`` (recorded elsewhere, or — the shard
+    #: size — how the build ran, which does not change any stimulus)
+    NOT_RECORDED = ("units", "data", "model_source", "shard_images")
 
     def validate(self) -> None:
         self.normalise("units", _layer_units(self.units))
@@ -130,7 +132,7 @@ class StudySettings(Settings):
             raise SettingsError(
                 "occluder_fraction", f"must be in (0, 1), got {self.occluder_fraction}"
             )
-        for name in ("fv_steps", "batch_size", "stride", "blur_stride"):
+        for name in ("fv_steps", "batch_size", "shard_images", "stride", "blur_stride"):
             at_least(name, getattr(self, name), 1)
         at_least("catch_units", self.catch_units, 0)
         at_least("practice_units", self.practice_units, 0)

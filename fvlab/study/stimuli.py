@@ -59,6 +59,7 @@ from fvlab.study.settings import LayerUnit, StudySettings
 
 if TYPE_CHECKING:
     from fvlab.data.dataset import Dataset
+    from fvlab.engine.base import Engine
     from fvlab.models.zoo import LoadedModel
 
 
@@ -187,6 +188,9 @@ class Build:
     layout: Layout
     images: ExemplarImages
     show_progress: bool = True
+    engine: Engine | None = None  # runs the exemplar sweep's and the references' shards
+    out: Path | None = None  # keeps the shards in out/shards/{exemplars,references}
+    resume: bool = False  # reuse the intact shards of an earlier build
 
     def sweep(
         self, queries: torch.Tensor, units: Sequence[LayerUnit], stride: int, **progress: Any
@@ -288,6 +292,10 @@ def find_exemplars(build: Build) -> tuple[list[UnitPlan], int]:
         s.top_k,
         batch_size=s.batch_size,
         max_images=s.max_images,
+        shard_images=s.shard_images,
+        engine=build.engine,
+        out=build.out,
+        resume=build.resume,
         show_progress=build.show_progress,
     )
     return plan_units(build, states), states.n_images
@@ -343,6 +351,7 @@ def make_references(build: Build, plans: list[UnitPlan]) -> References:
     """Step 4, references: the natural exemplars of each set (one per rank bin 1…bins−1), the
     same blurred outside their best window, and ``bins − 1`` diverse feature visualizations per
     unit, all units in one optimisation (activation scaled by the unit's σ)."""
+    from fvlab.engine.jobs import shard_store
     from fvlab.study.references import blurred_references, render_references
 
     s, layout = build.settings, build.layout
@@ -361,15 +370,25 @@ def make_references(build: Build, plans: list[UnitPlan]) -> References:
         batch_size=s.batch_size,
         show_progress=build.show_progress,
     )
+    scales = [p.std if p.std > 0 else 1.0 for p in plans]
+    per_shard = max(1, s.batch_size // (s.bins - 1))
+    what = {"settings": s.to_dict(), "units": [list(pair) for pair in pairs], "scales": scales}
+    plan = [[a, min(a + per_shard, len(pairs))] for a in range(0, len(pairs), per_shard)]
+    store = shard_store(
+        build.model, "study-references", what, plan, build.out, build.resume, part="references"
+    )
     fvs = render_references(
         build.model,
         pairs,
         per_unit=s.bins - 1,
         steps=s.fv_steps,
         diversity=s.diversity,
-        scales=[p.std if p.std > 0 else 1.0 for p in plans],
+        scales=scales,
         seed=s.seed,
         show_progress=build.show_progress,
+        units_per_shard=per_shard,
+        engine=build.engine,
+        store=store,
     )
     return References(naturals, index, blurred, windows, fvs)
 
@@ -566,19 +585,28 @@ class StudyBuild:
 
 
 def run_build_study(
-    model: LoadedModel, settings: StudySettings, out: Path, *, show_progress: bool = True
+    model: LoadedModel,
+    settings: StudySettings,
+    out: Path,
+    *,
+    show_progress: bool = True,
+    engine: Engine | None = None,
+    resume: bool = False,
 ) -> StudyBuild:
     """The ``fvlab study build`` job: every stimulus of a study into ``out`` (required: the
     ground truth is measured on the saved PNGs), its ``manifest.json`` and ``summary.json``.
     Natural images come from ``settings.data`` / ``settings.split``
-    (:func:`fvlab.data.natural.open_dataset`)."""
+    (:func:`fvlab.data.natural.open_dataset`). The exemplar sweep (slices of ``shard_images``)
+    and the FV references (``batch_size // (bins − 1)`` units per shard) run as shards on
+    ``engine`` (default: this process), kept in ``out/shards``; ``resume`` reuses the intact
+    shards of an earlier build with the same settings. The stimuli do not depend on either."""
     from fvlab.data.natural import open_dataset
 
     out = Path(out)
     layout = plan_layout(model, settings)
     dataset = open_dataset(model, settings.data, settings.split)
     images = ExemplarImages(dataset, max(settings.batch_size, 1000))
-    build = Build(model, settings, layout, images, show_progress)
+    build = Build(model, settings, layout, images, show_progress, engine, out, resume)
     plans, n_images = find_exemplars(build)
     queries = occlude_queries(build, plans)
     refs = make_references(build, plans)

@@ -11,23 +11,12 @@ import torch
 
 from fvlab.activations.sharded import sharded_sweep, slice_plan
 from fvlab.activations.sweep import sweep
-from fvlab.engine.local import LocalEngine
 from fvlab.errors import FvlabError
 from fvlab.optvis.job import RenderJobSettings, run_render
 from fvlab.optvis.settings import RenderSettings
+from tests.engine.counting import CountingEngine
 
 QUICK = RenderSettings(steps=32, seed=3)
-
-
-class CountingEngine(LocalEngine):
-    """The local engine, recording how many shards it was asked to run."""
-
-    def __init__(self) -> None:
-        self.ran = 0
-
-    def map(self, fn, common, shards, **kw):
-        self.ran += len(shards)
-        super().map(fn, common, shards, **kw)
 
 
 def _job(units, batch_size, how=QUICK):

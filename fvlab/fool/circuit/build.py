@@ -27,6 +27,7 @@ from fvlab.fool.circuit.gate import (
     install,
     template_from_target,
 )
+from fvlab.fool.circuit.logits import class_units
 from fvlab.fool.install import Base, Installed, fresh_copy
 from fvlab.jobs import Settings, SettingsError, at_least, choice, positive, unit_tuple
 from fvlab.models.probe import check_units
@@ -47,12 +48,14 @@ def default_detector_path(model_name: str) -> Path:
 class CircuitConstruction(Settings):
     """How a circuit is built. ``layer``: whose units are gated; ``mode``: ``permute`` (unit i
     shows unit mapping[i], by default i + ``offset`` mod n) or ``target`` (every unit shows a
-    target image); ``units``: the gated units (None: all); ``margin``: safety margin of the
-    gate constants (fraction of each activation range); ``render_steps``, ``seed``,
-    ``relu_redirect_steps``: the renders of the original units' visualizations; ``gate``:
-    ``hard`` (P1) or ``ramp`` (continuous, :mod:`.gate`) with ``ramp_width`` w (detector-logit
-    units) starting at ``ramp_start`` ℓ₀ (default: max(0, the largest detector logit over the
-    natural images the circuit is built on))."""
+    target image); ``units``: the gated units (None: every class unit, :func:`gated_units`);
+    ``margin``: safety margin of the gate constants (fraction of each activation range);
+    ``render_steps``, ``seed``, ``relu_redirect_steps``, ``render_size`` (px; None: the
+    model's input size): the renders of the units' visualizations (every render of the circuit
+    job uses the steps, redirection and size); ``gate``: ``hard`` (P1) or ``ramp``
+    (continuous, :mod:`.gate`) with ``ramp_width`` w (detector-logit units) starting at
+    ``ramp_start`` ℓ₀ (default: max(0, the largest detector logit over the natural images the
+    circuit is built on))."""
 
     layer: str
     mode: str = "permute"
@@ -63,6 +66,7 @@ class CircuitConstruction(Settings):
     render_steps: int = 512
     seed: int = 0
     relu_redirect_steps: int = 16
+    render_size: int | None = None
     gate: str = "hard"
     ramp_width: float = 4.0
     ramp_start: float | None = None
@@ -77,6 +81,15 @@ class CircuitConstruction(Settings):
         at_least("margin", self.margin, 0.0)
         at_least("render_steps", self.render_steps, 1)
         at_least("relu_redirect_steps", self.relu_redirect_steps, 0)
+        at_least("render_size", self.render_size, 1)
+
+
+def gated_units(model: LoadedModel, layer: str, units: Sequence[int] | None) -> list[int]:
+    """``units`` (checked), or by default every class unit of ``layer``
+    (:func:`fvlab.fool.circuit.logits.class_units`: the 1000 ImageNet logits of lucid's 1008)."""
+    if units is None:
+        return class_units(model, layer)
+    return check_units(model, layer, units)
 
 
 def permutation(n_units: int, offset: int) -> list[int]:
@@ -110,8 +123,11 @@ def render_units(
 ):
     """Visualizations of ``units`` of ``settings.layer`` in ``model`` (every render of the
     circuit: the originals, the fooled ones, the robustness renders), all with the
-    construction's ReLU redirection; ``options`` go to :func:`fvlab.render`."""
+    construction's ReLU redirection, ``render_steps`` updates and ``render_size``; ``options``
+    go to :func:`fvlab.render`."""
     from fvlab.optvis.api import render
+
+    options.setdefault("steps", settings.render_steps)
 
     return render(
         model,
@@ -119,6 +135,7 @@ def render_units(
         list(units),
         seed=seed,
         relu_redirect_steps=settings.relu_redirect_steps,
+        size=settings.render_size,
         show_progress=show_progress,
         **options,
     )
@@ -175,11 +192,9 @@ def build_circuit(
     if settings.mode == "target" and target is None:
         raise SettingsError("target", "target mode needs a target image (file or builtin:NAME)")
     detector = detector or load_detector(default_detector_path(model.name))
-    units = check_units(model, layer, settings.units)
+    units = gated_units(model, layer, settings.units)
     ranges = layer_range(model, layer, natural)
-    originals = render_units(
-        model, settings, units, settings.seed, show_progress, steps=settings.render_steps
-    )
+    originals = render_units(model, settings, units, settings.seed, show_progress)
     fv_ranges = layer_range(model, layer, originals.images)
     f_min = float(ranges[0, units].min())
     f_max = float(torch.maximum(ranges[1, units], fv_ranges[1, units]).max())

@@ -15,17 +15,15 @@ the batches, flips and transforms).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fvlab.jobs import Settings, at_least, in_range, positive
+from fvlab.fool.circuit.settings import TRAINING_FIELDS, DetectorTraining
 from fvlab.optvis.transforms import make_transforms
 from fvlab.progress import progress_bar
 
@@ -70,26 +68,6 @@ class Detector(nn.Module):
     def is_visualization(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """Hard decision per image (bool), batched."""
         return torch.cat([self(x) > 0 for x in images.split(batch_size)])
-
-
-@dataclass(frozen=True)
-class DetectorTraining(Settings):
-    """How the detector trains: seed, Adam steps (cosine schedule) of ``batch_size`` images
-    per class at learning rate ``lr``, the share of batches given the render transforms, and
-    the conv widths."""
-
-    seed: int = 0
-    steps: int = 6000
-    batch_size: int = 128  # per class
-    lr: float = 2e-3
-    transform_prob: float = 0.75
-    widths: tuple[int, ...] = (32, 32, 64, 64, 64)
-
-    def validate(self) -> None:
-        at_least("steps", self.steps, 1)
-        at_least("batch_size", self.batch_size, 1)
-        in_range("transform_prob", self.transform_prob, 0.0, 1.0)
-        positive("lr", self.lr)
 
 
 def train_detector(
@@ -159,5 +137,4 @@ def load_detector(path: str | Path) -> Detector:
 
 def training_record(config: DetectorTraining) -> dict:
     """The training hyperparameters for the detector's record (``.json``)."""
-    fields = dataclasses.fields(DetectorTraining)
-    return {"training": {f.name: getattr(config, f.name) for f in fields}}
+    return {"training": {name: getattr(config, name) for name in TRAINING_FIELDS}}

@@ -1,9 +1,9 @@
 """Measuring a circuit-fooled model: natural behaviour, exactness, and what its
 visualizations show.
 
-* :func:`compare_outputs` — on natural images: top-1 of both models, the share of images whose
-  outputs all agree within a tolerance, the largest |difference|, and how the detector routed
-  the images;
+* :func:`compare_outputs` — on natural images: top-1 and top-5 of both models, the share of
+  images whose outputs all agree within a tolerance, the largest |difference|, and how the
+  detector routed the images;
 * :func:`count_violations` — images × units breaking each exactness condition of the gate;
 * :func:`fooling_measures` — per unit, on the fooled model's visualizations: permute mode, the
   original model's activation of unit i and of mapping[i] (spatial means) and its predicted
@@ -42,27 +42,34 @@ def compare_outputs(
     labels: torch.Tensor,
     tolerance: float = 1e-5,
     batch_size: int = 1000,
+    label_logits: Sequence[int] | None = None,
 ) -> dict:
-    """Natural behaviour: top-1 of both models, share of images whose outputs are all within
-    ``tolerance``, the largest absolute difference, and how the detector routed the images."""
-    correct_o = correct_f = identical = 0
+    """Natural behaviour: top-1 and top-5 of both models, share of images whose outputs are all
+    within ``tolerance``, the largest absolute difference, and how the detector routed the
+    images. Label k is logit ``label_logits[k]`` (default k; lucid's InceptionV1: 1 + k)."""
+    correct = {"top1_original": 0, "top1_fooled": 0, "top5_original": 0, "top5_fooled": 0}
+    identical = 0
     max_diff = 0.0
     routed = 0
     circuit = installed_circuit(fooled)
+    if label_logits is not None:
+        labels = torch.as_tensor(list(label_logits))[labels]
     for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True):
         a, b = original(x), fooled(x)
         diff = (a - b).abs().flatten(1).amax(1)
         identical += int((diff <= tolerance).sum())
         max_diff = max(max_diff, float(diff.max()))
-        correct_o += int((a.argmax(1) == y).sum())
-        correct_f += int((b.argmax(1) == y).sum())
+        y = y.to(a.device)
+        for name, out in (("original", a), ("fooled", b)):
+            top = out.topk(min(5, out.shape[1]), dim=1).indices
+            correct[f"top1_{name}"] += int((top[:, 0] == y).sum())
+            correct[f"top5_{name}"] += int((top == y[:, None]).any(1).sum())
         if circuit is not None:
             routed += int(circuit.last_decision.sum())
     n = len(labels)
     return {
         "n_images": n,
-        "top1_original": correct_o / n,
-        "top1_fooled": correct_f / n,
+        **{name: count / n for name, count in correct.items()},
         "fraction_identical": identical / n,
         "max_abs_diff": max_diff,
         "routed_as_visualization": routed,

@@ -1,6 +1,7 @@
-"""The ``fvlab fool circuit`` job (also run by the demo): build the circuit on Fashion-MNIST,
-measure natural behaviour, exactness and fooling (also under render settings the detector never
-saw), and save the fooled model, the grid and summary.json.
+"""The ``fvlab fool circuit`` job (also run by the demo): build the circuit on a model's natural
+images (Fashion-MNIST, or an image folder ``data``: :mod:`.natural`), measure natural behaviour
+(top-1 and top-5 of the original and the fooled model), exactness and fooling (also under render
+settings the detector never saw), and save the fooled model, the grid and summary.json.
 
     run_circuit(model, CircuitSettings(layer="fc"), out) -> CircuitResult
 """
@@ -33,7 +34,7 @@ from fvlab.fool.circuit.trajectories import RenderSetting
 from fvlab.fool.install import FooledResult
 from fvlab.fool.measures import summarise
 from fvlab.fool.targets import check_image_target
-from fvlab.jobs import OutDir, SettingsError, finish
+from fvlab.jobs import OutDir, SettingsError, at_least, finish
 
 if TYPE_CHECKING:
     from fvlab.models.zoo import LoadedModel
@@ -52,11 +53,17 @@ ROBUSTNESS_SETTINGS = (
 class CircuitSettings(CircuitConstruction):
     """The job: how the circuit is built (:class:`CircuitConstruction`), plus ``target`` (an
     image file or ``builtin:NAME``; target mode), ``detector`` (weights file; default the
-    committed one) and ``robustness`` (also render with unseen settings)."""
+    committed one), ``robustness`` (also render with unseen settings), and the natural images:
+    ``data`` / ``test_data`` (image folders; None: Fashion-MNIST) with at most
+    ``natural_limit`` training images (the gate constants) and test images (natural behaviour)
+    each (:func:`~fvlab.fool.circuit.natural.natural_split`)."""
 
     target: str | None = None
     detector: Path | None = None
     robustness: bool = True
+    data: Path | None = None
+    test_data: Path | None = None
+    natural_limit: int | None = 10000
 
     def validate(self) -> None:
         super().validate()
@@ -64,6 +71,10 @@ class CircuitSettings(CircuitConstruction):
             raise SettingsError("target", "target mode needs an image file or builtin:NAME")
         if self.target is not None:
             check_image_target(self.target)
+        at_least("natural_limit", self.natural_limit, 1)
+        for name in ("data", "test_data"):
+            if getattr(self, name) is not None:
+                self.normalise(name, Path(getattr(self, name)))
 
 
 @dataclass
@@ -79,32 +90,38 @@ def _detector(model: LoadedModel, settings: CircuitSettings) -> tuple[Path, Dete
     if not path.is_file():
         raise FvlabError(
             f"no detector at {path}; train one with "
-            f"`fvlab fool train-detector --model {model.name} --out {path}`"
+            f"`fvlab fool train-detector --model {model.name} --out {path}` (add --data DIR, "
+            "an image folder root/<class>/<image>, for a model not trained on Fashion-MNIST), "
+            "then pass --detector"
         )
-    return path, load_detector(path), json.loads(path.with_suffix(".json").read_text())
+    detector = load_detector(path)
+    if detector.config["channels"] != model.spec.channels:
+        raise FvlabError(
+            f"detector: {path} reads {detector.config['channels']}-channel images but "
+            f"{model.name} takes {model.spec.channels} channels; train a detector for this model"
+        )
+    return path, detector, json.loads(path.with_suffix(".json").read_text())
 
 
 def run_circuit(
     model: LoadedModel, settings: CircuitSettings, out: OutDir = None, *, show_progress: bool = True
 ) -> CircuitResult:
     """Build the circuit on ``model`` (left unchanged) and measure it (module docstring)."""
-    from fvlab.data.fashion_mnist import FashionMNIST
+    import torch.nn.functional as F
+
+    from fvlab.fool.circuit.logits import label_logits
+    from fvlab.fool.circuit.natural import natural_split
     from fvlab.fool.targets import resolve_target
 
-    if model.spec.channels != 1 or model.spec.size != 28:
-        raise FvlabError(
-            "fvlab fool circuit trains and evaluates on Fashion-MNIST; use the API "
-            "(fvlab.fool.circuit.build_circuit) with your own data for other models"
-        )
     target = None
     if settings.mode == "target":
         target = resolve_target(model, settings.target, show_progress=show_progress)[0][0]
     detector_file, detector, record = _detector(model, settings)
-    natural_train, _ = FashionMNIST("train", stop=10000).load()
-    test_x, test_y = FashionMNIST("test").load()
+    natural = natural_split(model, settings.data, settings.test_data, limit=settings.natural_limit)
+    test_x, test_y = natural.test, natural.test_labels
     built = build_circuit(
         model,
-        natural_train,
+        natural.train,
         settings,
         target=target,
         detector=detector,
@@ -112,14 +129,16 @@ def run_circuit(
     )
     fooled, circuit = built.model, built.circuit
     unit_ids = circuit.units.tolist()
-    natural = compare_outputs(model, fooled, test_x, test_y)
+    behaviour = compare_outputs(model, fooled, test_x, test_y, label_logits=label_logits(model))
     fooled_fv = render_units(fooled, settings, unit_ids, settings.seed + 1, show_progress)
     measures = fooling_measures(model, built, fooled_fv.images, target)
     if settings.mode == "permute":
         mapped = circuit.mapping.tolist()
         should_show = built.originals[[unit_ids.index(m) if m in unit_ids else 0 for m in mapped]]
-    else:
-        should_show = target.expand(len(unit_ids), *target.shape)
+    else:  # the target at the renders' size (--render-size may differ from the model's)
+        shown = F.interpolate(target[None], size=fooled_fv.images.shape[-2:], mode="bilinear",
+                              align_corners=False)[0]  # fmt: skip
+        should_show = shown.expand(len(unit_ids), *shown.shape)
     robustness = {}
     if settings.robustness:
         for setting, seen in ROBUSTNESS_SETTINGS:
@@ -149,7 +168,8 @@ def run_circuit(
         "constants": circuit.params()["constants"],
         "gate": circuit.gate,
         "ramp": None if circuit.ramp is None else list(circuit.ramp),
-        "natural": natural,
+        "natural": behaviour,
+        "natural_images": natural.describe(),
         "exactness_violations": {
             "natural_test": count_violations(model, fooled, built.layer, test_x),
             "fooled_visualizations": count_violations(model, fooled, built.layer, fooled_fv.images),

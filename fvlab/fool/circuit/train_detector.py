@@ -1,22 +1,48 @@
-"""The ``fvlab fool train-detector`` job: trajectories → training → evaluation → saved detector.
+"""The ``fvlab fool train-detector`` job: plan → trajectories → training → evaluation → detector.
 
-``fvlab fool train-detector --model fmnist-cnn --out fvlab/fool/weights/fmnist-cnn-detector.pt``
-renders the trajectories (every unit of fc, bn1…bn5 and relu1…relu5 but 40 held-out ones (the
-same 20 channels before and after their ReLU) × training settings,
-and template units drawing random shapes or natural images as in the circuit's target mode;
-held-out units × all settings; held-out targets), trains the detector on natural *training*
-images vs training trajectories, and records its accuracy on natural *test* images and on
-held-out trajectories per snapshot step, both as rendered and as the model sees them (after the
-render transforms).
+For any model and its natural images (Fashion-MNIST, or an image folder in the ImageNet layout,
+:mod:`.natural`), at the model's own input (channels, size):
+
+1. **plan** (:func:`detector_plan`): which units' visualizations train the detector and which
+   are held out; the render settings; the snapshot steps (:data:`DENSE_STEPS` up to
+   ``max_step``); the target-mode templates.
+
+   * fmnist-cnn (no ``layers`` given): exactly the committed detector's plan — every unit of
+     :data:`FMNIST_LAYERS` (fc, bn1…bn5, relu1…relu5) but 40 held-out ones (the same 20
+     channels before and after their ReLU; every logit trains).
+   * any other model: the logits plus :data:`N_PROBE_LAYERS` layers spread evenly over the
+     model's forward order (:func:`fvlab.models.probe.forward_order`: the leaf layers with a
+     channel map), or ``layers``. Per layer ``units_per_layer`` training and
+     ``heldout_per_layer`` held-out units, spread evenly over the channels — except the layer
+     to be fooled (``fool_layer``, default the logits), where ``heldout_fraction`` of the units
+     (whole classes, for the logits; P1 held out 100 of 1000 ImageNet classes) are held out, so
+     the detector is evaluated on visualizations of units like the ones the circuit gates. For
+     lucid's InceptionV1 only the 1000 ImageNet logits count (:mod:`.logits`).
+
+2. **trajectories**: every planned unit × training settings, template units drawing
+   ``targets`` targets (half random shapes, half natural training images) × target settings;
+   held-out units × training and unseen settings; held-out targets (the built-ins and natural
+   test images). Each (group, setting, chunk of ``render_batch`` units) is one shard of the
+   engine (:mod:`fvlab.engine`), written to ``render_dir`` (default: ``<out stem>-render/`` next
+   to the weights file) as it finishes; ``resume=True`` renders only the missing shards.
+3. **training** on natural training images vs the training trajectories
+   (:func:`~fvlab.fool.circuit.detector.train_detector`), and **evaluation**: accuracy on
+   natural test images and on each held-out group per snapshot step, as rendered and as the
+   model sees them (after the render transforms).
 
 Job: ``run_train_detector(model, DetectorSettings(...), out)`` with ``out`` the detector's
 weights file (``.pt``; the record goes next to it as ``.json``).
+
+Seeds: shard k of setting i of a group renders with seed ``seed + group offset + 1000·i +
+7919·k``; with ``render_batch`` None (all units of a group in one optimisation, k = 0) this is
+exactly the unsharded rendering the committed detector was made with. A unit's images depend on
+its chunk (fvlab's render keys an objective render's random numbers by batch position).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +50,13 @@ import torch
 
 from fvlab.fool.circuit.detector import (
     Detector,
-    DetectorTraining,
     save_detector,
     train_detector,
     training_record,
 )
+from fvlab.fool.circuit.logits import class_units, logits_layer
+from fvlab.fool.circuit.natural import NaturalSplit, evenly, natural_split
+from fvlab.fool.circuit.settings import N_HELDOUT_NATURAL_TARGETS, N_TRAIN_TARGETS, DetectorSettings
 from fvlab.fool.circuit.trajectories import (
     DENSE_STEPS,
     HELDOUT_SETTINGS,
@@ -37,15 +65,16 @@ from fvlab.fool.circuit.trajectories import (
     Trajectories,
     concat,
     describe,
-    render_template_trajectories,
-    render_trajectories,
+    render_setting,
     split_units,
+    template_model,
 )
 from fvlab.fool.targets import BUILTINS, builtin_target, random_shapes
-from fvlab.jobs import OutDir, finish
+from fvlab.jobs import OutDir, SettingsError, finish
 from fvlab.optvis.transforms import make_transforms
 
 if TYPE_CHECKING:
+    from fvlab.engine.base import Engine
     from fvlab.models.zoo import LoadedModel
 
 #: units whose visualizations train the detector, per fmnist-cnn layer (channel counts): the
@@ -55,10 +84,8 @@ FMNIST_LAYERS = {
     "fc": 10,
     **{f"{kind}{i}": n for i, n in enumerate((32, 32, 64, 64, 128), 1) for kind in ("bn", "relu")},
 }
-#: target-mode trajectories: random shapes and natural training images as targets (training);
-#: the built-in targets and natural *test* images (held out)
-N_TRAIN_TARGETS = 96
-N_HELDOUT_NATURAL_TARGETS = 12
+#: other models: the logits plus this many layers spread over the forward order
+N_PROBE_LAYERS = 4
 HELDOUT_GROUPS = ("heldout_units", "heldout_units_and_settings", "heldout_targets")
 TARGET_SETTINGS = (
     RenderSetting("fft", "standard", 0.05),
@@ -66,6 +93,165 @@ TARGET_SETTINGS = (
     RenderSetting("pixel", "standard", 0.05),
     RenderSetting("fft", "standard", 0.02),
 )
+#: seed offset of each trajectory group (chunks of a group share its seed; their elements' draws
+#: are keyed by their position in the group, :func:`trajectory_shard`)
+GROUP_SEEDS = {"train_units": 0, "train_targets": 3, "heldout_units": 7,
+               "heldout_units_and_settings": 11, "heldout_targets": 13}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DetectorPlan:
+    """What the detector's trajectories are made of (module docstring): units per group, the
+    settings per group, the snapshot steps and the targets."""
+
+    layers: dict[str, int]
+    fool_layer: str
+    train_units: list[tuple[str, int]]
+    heldout_units: list[tuple[str, int]]
+    steps: tuple[int, ...]
+    train_settings: tuple[RenderSetting, ...] = TRAIN_SETTINGS
+    heldout_settings: tuple[RenderSetting, ...] = HELDOUT_SETTINGS
+    target_settings: tuple[RenderSetting, ...] = TARGET_SETTINGS
+    n_shape_targets: int = N_TRAIN_TARGETS // 2
+    n_natural_targets: int = N_TRAIN_TARGETS // 2
+    n_heldout_natural_targets: int = N_HELDOUT_NATURAL_TARGETS
+    builtins: tuple[str, ...] = field(default=BUILTINS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layers": self.layers,
+            "fool_layer": self.fool_layer,
+            "train_units": [f"{layer}:{u}" for layer, u in self.train_units],
+            "heldout_units": [f"{layer}:{u}" for layer, u in self.heldout_units],
+            "steps": list(self.steps),
+            "train_settings": describe(self.train_settings),
+            "heldout_settings": describe(self.heldout_settings),
+            "target_settings": describe(self.target_settings),
+            "targets": [self.n_shape_targets, self.n_natural_targets],
+            "heldout_targets": [list(self.builtins), self.n_heldout_natural_targets],
+        }
+
+
+def default_layers(model: LoadedModel, n: int = N_PROBE_LAYERS) -> list[str]:
+    """The logits and ``n`` layers with channel maps (4-d outputs), spread evenly over the
+    forward order (:func:`fvlab.models.probe.forward_order`)."""
+    from fvlab.models.probe import forward_order, probe
+
+    order = forward_order(model)
+    shapes = probe(model)
+    maps = [name for name in order[:-1] if len(shapes.shape(name)) == 4]
+    chosen = [maps[(2 * i + 1) * len(maps) // (2 * n)] for i in range(min(n, len(maps)))]
+    return [*dict.fromkeys(chosen), order[-1]]
+
+
+def _held_out_of_fool_layer(units: list[int], fraction: float) -> list[int]:
+    """``fraction`` of ``units`` (at least one), evenly spaced (whole classes for logits)."""
+    k = max(1, round(fraction * len(units)))
+    return [units[(2 * i + 1) * len(units) // (2 * k)] for i in range(k)]
+
+
+def detector_plan(model: LoadedModel, settings: DetectorSettings) -> DetectorPlan:
+    """The plan of the module docstring for ``model``."""
+    from fvlab.models.probe import layer_units
+
+    steps = tuple(s for s in DENSE_STEPS if s <= settings.max_step)
+    half = settings.targets // 2
+    n = settings.max_settings
+    common = {
+        "steps": steps,
+        "train_settings": TRAIN_SETTINGS[:n],
+        "heldout_settings": HELDOUT_SETTINGS[:n],
+        "target_settings": TARGET_SETTINGS[:n],
+        "n_shape_targets": half,
+        "n_natural_targets": half,
+        "n_heldout_natural_targets": settings.heldout_natural_targets,
+    }
+    fool = settings.fool_layer or logits_layer(model)
+    if model.name == "fmnist-cnn" and settings.layers is None and fool == "fc":
+        train, heldout = split_units(FMNIST_LAYERS, per_layer=None, always_train=("fc",))
+        return DetectorPlan(dict(FMNIST_LAYERS), "fc", train, heldout, **common)
+    names = list(settings.layers or default_layers(model))
+    if fool not in names:
+        names.append(fool)
+    per_layer = settings.units_per_layer or None
+    train, heldout = [], []
+    layers = {}
+    for name in names:
+        layers[name] = layer_units(model, name)
+        units = class_units(model, name)
+        if name == fool:
+            held = _held_out_of_fool_layer(units, settings.heldout_fraction)
+            rest = [u for u in units if u not in set(held)]
+            train += [(name, u) for u in evenly(rest, per_layer)]
+            heldout += [(name, u) for u in held]
+        else:
+            t, h = split_units({name: layers[name]}, per_layer, settings.heldout_per_layer)
+            train += t
+            heldout += h
+    return DetectorPlan(layers, fool, train, heldout, **common)
+
+
+def _targets(plan: DetectorPlan, spec, natural: NaturalSplit, seed: int):
+    """Training targets (random shapes + natural training images) and held-out targets (the
+    built-ins + natural test images), each (K, C, S, S) in [0, 1]."""
+    train = torch.cat([random_shapes(plan.n_shape_targets, spec.size, spec.channels, seed),
+                       natural.targets])  # fmt: skip
+    builtins = torch.stack([builtin_target(n, spec.size, spec.channels) for n in plan.builtins])
+    return train, torch.cat([builtins, natural.test[: plan.n_heldout_natural_targets]])
+
+
+def _shards(plan: DetectorPlan, train_targets, heldout_targets, settings: DetectorSettings):
+    """(group, shard) pairs: one per group × setting × chunk of ``render_batch`` units; a shard
+    is (kind, pairs, setting, steps, seed, targets or None)."""
+    groups = [
+        ("train_units", plan.train_units, plan.train_settings, None),
+        ("train_targets", None, plan.target_settings, train_targets),
+        ("heldout_units", plan.heldout_units, plan.train_settings, None),
+        ("heldout_units_and_settings", plan.heldout_units, plan.heldout_settings, None),
+        ("heldout_targets", None, plan.target_settings, heldout_targets),
+    ]
+    out = []
+    for group, pairs, render_settings, targets in groups:
+        n = len(pairs) if targets is None else len(targets)
+        batch = settings.render_batch or max(n, 1)
+        for i, setting in enumerate(render_settings):
+            for k, first in enumerate(range(0, n, batch)):
+                seed = settings.seed + GROUP_SEEDS[group] + 1000 * i
+                if targets is None:
+                    shard = ("units", tuple(pairs[first : first + batch]), setting, None)
+                else:
+                    shard = ("targets", tuple(range(first, min(n, first + batch))), setting,
+                             targets[first : first + batch])  # fmt: skip
+                out.append((f"{group}-{i}-{k:04d}", group, (*shard, plan.steps, seed, first)))
+    return out
+
+
+def trajectory_shard(model: LoadedModel, shard: tuple) -> dict[str, Any]:
+    """One shard: ``(kind, pairs, setting, targets, steps, seed, first, magnitude,
+    show_progress)`` → the trajectories as plain data (tensors, strings and lists; CPU).
+
+    Element j of the shard draws its start and transforms with key ``first + j``, its position
+    in the whole group, so a trajectory does not depend on how the group is chunked."""
+    kind, pairs, setting, targets, steps, seed, first, magnitude, show_progress = shard
+    keys = range(first, first + len(pairs))
+    if kind == "units":
+        traj = render_setting(model, pairs, setting, steps, seed, show_progress, magnitude, keys)
+    else:
+        bank = template_model(model.spec, targets)
+        local = [("response", j) for j in range(len(targets))]
+        traj = render_setting(bank, local, setting, steps, seed, show_progress, magnitude, keys)
+        traj.unit = [("target", pairs[j]) for _, j in traj.unit]
+    return _to_plain(traj)
+
+
+def _to_plain(traj: Trajectories) -> dict:
+    return {"images": traj.images.cpu(), "unit": [list(u) for u in traj.unit],
+            "setting": traj.setting, "step": traj.step}  # fmt: skip
+
+
+def _from_plain(plain: dict) -> Trajectories:
+    units = [(str(layer), int(unit)) for layer, unit in plain["unit"]]
+    return Trajectories(plain["images"], units, list(plain["setting"]), plain["step"])
 
 
 def _accuracy_by_step(
@@ -112,75 +298,9 @@ def evaluate_detector(
     return report
 
 
-def _targets(spec, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training targets (random shapes + natural training images) and held-out targets (the
-    built-ins + natural test images), each (K, C, S, S) in [0, 1]."""
-    from fvlab.data.fashion_mnist import FashionMNIST
-
-    half = N_TRAIN_TARGETS // 2
-    natural_train, _ = FashionMNIST("train", start=60000 - half).load()
-    natural_test, _ = FashionMNIST("test", stop=N_HELDOUT_NATURAL_TARGETS).load()
-    train = torch.cat([random_shapes(half, spec.size, spec.channels, seed), natural_train])
-    builtins = torch.stack([builtin_target(n, spec.size, spec.channels) for n in BUILTINS])
-    return train, torch.cat([builtins, natural_test])
-
-
-def trajectory_groups(model, seed: int, layers: dict[str, int], show_progress: bool = True):
-    """The trajectory sets the detector needs, as name → function that renders it (``train``
-    and the held-out groups), plus the unit split."""
-    train_units, heldout_units = split_units(layers, per_layer=None, always_train=("fc",))
-    train_targets, heldout_targets = _targets(model.spec, seed)
-
-    def units(pairs, settings, offset):
-        return lambda: render_trajectories(
-            model, pairs, settings, DENSE_STEPS, seed + offset, show_progress
-        )
-
-    def templates(targets, offset):
-        return lambda: render_template_trajectories(
-            model.spec, targets, TARGET_SETTINGS, DENSE_STEPS, seed + offset, show_progress
-        )
-
-    def train():
-        return concat([units(train_units, TRAIN_SETTINGS, 0)(), templates(train_targets, 3)()])
-
-    groups = {
-        "train": train,
-        "heldout_units": units(heldout_units, TRAIN_SETTINGS, 7),
-        "heldout_units_and_settings": units(heldout_units, HELDOUT_SETTINGS, 11),
-        "heldout_targets": templates(heldout_targets, 13),
-    }
-    return groups, train_units, heldout_units
-
-
-def _to_plain(traj: Trajectories) -> dict:
-    """Tensors, strings and lists only, so a cache loads with ``weights_only=True``."""
-    return {"images": traj.images, "unit": [list(u) for u in traj.unit],
-            "setting": traj.setting, "step": traj.step}  # fmt: skip
-
-
-def _from_plain(plain: dict) -> Trajectories:
-    units = [(str(layer), int(unit)) for layer, unit in plain["unit"]]
-    return Trajectories(plain["images"], units, list(plain["setting"]), plain["step"])
-
-
-@dataclass(frozen=True)
-class DetectorSettings(DetectorTraining):
-    """The train-detector job: the training hyperparameters (:class:`DetectorTraining`) and
-    ``cache``, a file for the rendered trajectories (the slow part, ~25 min on 2 cores): the
-    groups it holds (for the same model, seed and layers) are reused, missing ones rendered
-    and added."""
-
-    cache: Path | None = None
-
-    def training(self) -> DetectorTraining:
-        """The training hyperparameters alone (what the record stores)."""
-        return DetectorTraining(**training_record(self)["training"])
-
-
 @dataclass
 class DetectorResult:
-    """A trained detector and its record (training, data, evaluation)."""
+    """A trained detector and its record (training, data, plan, evaluation)."""
 
     detector: Detector
     record: dict[str, Any]
@@ -193,62 +313,119 @@ class DetectorResult:
         return save_detector(self.detector, out, self.record)
 
 
-def _trajectory_data(model, settings: DetectorSettings, groups: dict) -> dict[str, Trajectories]:
-    """Every trajectory group, from ``settings.cache`` where it holds it (same model, seed and
-    layers), else rendered (and added to the cache)."""
-    cache = settings.cache
-    key = {"model": model.name, "seed": settings.seed, "layers": FMNIST_LAYERS}
-    stored: dict = {}
-    if cache is not None and Path(cache).is_file():
-        loaded = torch.load(cache, weights_only=True)
-        if loaded.get("key") == key:
-            stored = loaded["groups"]
-    data = {}
-    for name, make in groups.items():  # a group missing from the cache is rendered (and added)
-        data[name] = _from_plain(stored[name]) if name in stored else make()
-        stored.setdefault(name, _to_plain(data[name]))
-    if cache is not None:
-        Path(cache).parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "groups": stored}, cache)
-    return data
+def render_folder(settings: DetectorSettings, out: Path | None) -> Path | None:
+    """Where the trajectory shards go: ``render_dir``, else ``<out stem>-render/`` next to the
+    weights file ``out`` (None without either: nothing is stored)."""
+    if settings.render_dir is not None:
+        return Path(settings.render_dir)
+    return None if out is None else Path(out).with_name(Path(out).stem + "-render")
+
+
+def _magnitude(plan: DetectorPlan, natural: NaturalSplit, size: int) -> torch.Tensor | None:
+    """MACO's spectrum from the first 2000 natural training images (if a setting uses MACO)."""
+    from fvlab.optvis.param import estimate_magnitude
+
+    settings = (*plan.train_settings, *plan.heldout_settings, *plan.target_settings)
+    if not any(s.param == "maco" for s in settings):
+        return None
+    return estimate_magnitude(natural.train[:2000].split(500), size, 2000)
+
+
+def render_groups(
+    model: LoadedModel,
+    settings: DetectorSettings,
+    plan: DetectorPlan,
+    natural: NaturalSplit,
+    store_folder: Path | None,
+    *,
+    show_progress: bool = True,
+    engine: Engine | None = None,
+    resume: bool = False,
+) -> dict[str, Trajectories]:
+    """Every trajectory group of ``plan`` (train = training units + training targets), each
+    shard through ``engine`` into the store at ``store_folder``."""
+    from fvlab.engine.jobs import shard_store
+    from fvlab.engine.run import run_shards
+
+    train_targets, heldout_targets = _targets(plan, model.spec, natural, settings.seed)
+    shards = _shards(plan, train_targets, heldout_targets, settings)
+    if not plan.heldout_units:
+        raise SettingsError("layers", "the plan holds out no units; give layers with more units")
+    magnitude = _magnitude(plan, natural, model.spec.size)
+    inner = show_progress and getattr(engine, "name", "local") == "local"
+    names = [name for name, _, _ in shards]
+    fingerprint = {"plan": plan.to_dict(), "seed": settings.seed, "render_batch":
+                   settings.render_batch, "natural": natural.source}  # fmt: skip
+    results = run_shards(
+        trajectory_shard,
+        model,
+        [(*shard, magnitude, inner) for _, _, shard in shards],
+        names,
+        engine=engine,
+        store=shard_store(model, "train-detector", fingerprint, names, store_folder, resume),
+        show_progress=show_progress,
+        description=f"rendering {len(shards)} trajectory shards",
+    )
+    by_group: dict[str, list[Trajectories]] = {}
+    for (_, group, _), result in zip(shards, results, strict=True):
+        by_group.setdefault(group, []).append(_from_plain(result))
+    groups = {name: concat(parts) for name, parts in by_group.items()}
+    groups["train"] = concat([groups.pop("train_units"), groups.pop("train_targets")])
+    return groups
 
 
 def build_detector(
-    model: LoadedModel, settings: DetectorSettings, show_progress: bool = True
+    model: LoadedModel,
+    settings: DetectorSettings,
+    show_progress: bool = True,
+    *,
+    engine: Engine | None = None,
+    resume: bool = False,
+    store_folder: Path | None = None,
 ) -> DetectorResult:
-    """Render trajectories (fmnist-cnn's :data:`FMNIST_LAYERS`), train and evaluate."""
-    from fvlab.data.fashion_mnist import FashionMNIST
-
+    """Plan, render the trajectories, train and evaluate (module docstring)."""
     start = time.perf_counter()
     seed = settings.seed
-    groups, train_units, heldout_units = trajectory_groups(
-        model, seed, FMNIST_LAYERS, show_progress
+    plan = detector_plan(model, settings)
+    natural = natural_split(
+        model,
+        settings.data,
+        settings.test_data,
+        reserve=plan.n_natural_targets,
+        limit=settings.natural_limit,
     )
-    data = _trajectory_data(model, settings, groups)
+    data = render_groups(model, settings, plan, natural, store_folder,
+                         show_progress=show_progress, engine=engine, resume=resume)  # fmt: skip
     train_traj = data["train"]
     heldout = {name: data[name] for name in HELDOUT_GROUPS}
     render_seconds = time.perf_counter() - start
-    # the natural images used as targets above are not natural training examples
-    natural_train, _ = FashionMNIST("train", stop=60000 - N_TRAIN_TARGETS // 2).load()
-    natural_test, _ = FashionMNIST("test").load()
     config = settings.training()
-    detector = train_detector(natural_train, train_traj.images, config, show_progress)
-    report = evaluate_detector(detector, natural_test, heldout, seed)
+    detector = train_detector(natural.train, train_traj.images, config, show_progress)
+    report = evaluate_detector(detector, natural.test, heldout, seed)
+    half = plan.n_natural_targets
     record = {
         **training_record(config),
         "model": model.name,
-        "train_units": len(train_units),
-        "heldout_units": [f"{layer}:{unit}" for layer, unit in heldout_units],
-        "train_targets": f"{N_TRAIN_TARGETS // 2} random shapes (seed {seed}) + the last "
-        f"{N_TRAIN_TARGETS // 2} natural training images",
-        "heldout_targets": [f"builtin:{name}" for name in BUILTINS]
-        + [f"natural test image {i}" for i in range(N_HELDOUT_NATURAL_TARGETS)],
-        "train_settings": describe(TRAIN_SETTINGS),
-        "target_settings": describe(TARGET_SETTINGS),
-        "heldout_settings": describe(HELDOUT_SETTINGS),
-        "snapshot_steps": list(DENSE_STEPS),
+        "input": {"channels": model.spec.channels, "size": model.spec.size},
+        "layers": plan.layers,
+        "fool_layer": plan.fool_layer,
+        "train_units": len(plan.train_units),
+        "heldout_units": [f"{layer}:{unit}" for layer, unit in plan.heldout_units],
+        "train_targets": f"{plan.n_shape_targets} random shapes (seed {seed}) + the last "
+        f"{half} natural training images",
+        "heldout_targets": [f"builtin:{name}" for name in plan.builtins]
+        + [
+            f"natural test image {i}"
+            for i in range(min(plan.n_heldout_natural_targets, len(natural.test)))
+        ],  # fmt: skip
+        "train_settings": describe(plan.train_settings),
+        "target_settings": describe(plan.target_settings),
+        "heldout_settings": describe(plan.heldout_settings),
+        "snapshot_steps": list(plan.steps),
+        "render_batch": settings.render_batch,
+        "natural": natural.describe(),
         "n_train_visualizations": len(train_traj.images),
-        "n_train_natural": len(natural_train),
+        "n_train_natural": len(natural.train),
         "evaluation": report,
         "render_seconds": round(render_seconds, 1),
         "total_seconds": round(time.perf_counter() - start, 1),
@@ -262,6 +439,12 @@ def run_train_detector(
     out: OutDir = None,
     *,
     show_progress: bool = True,
+    engine: Engine | None = None,
+    resume: bool = False,
 ) -> DetectorResult:
-    """The whole job: :func:`build_detector`, saved to the weights file ``out`` if given."""
-    return finish(build_detector(model, settings, show_progress), out)
+    """The whole job: :func:`build_detector`, saved to the weights file ``out`` if given; the
+    trajectory shards go to :func:`render_folder` (resumable with ``resume=True``)."""
+    folder = render_folder(settings, out)
+    result = build_detector(model, settings, show_progress, engine=engine, resume=resume,
+                            store_folder=folder)  # fmt: skip
+    return finish(result, out)

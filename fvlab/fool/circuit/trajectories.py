@@ -101,6 +101,45 @@ class Trajectories:
         )
 
 
+def render_setting(
+    model,
+    pairs: Sequence[tuple[str, int]],
+    setting: RenderSetting,
+    steps: Sequence[int],
+    seed: int,
+    show_progress: bool = True,
+    magnitude: torch.Tensor | None = None,
+    keys: Sequence[int] | None = None,
+) -> Trajectories:
+    """Render every (layer, unit) pair once with ``setting``, all pairs in one optimisation
+    (``seed`` is the render's seed; ``magnitude`` MACO's spectrum, default estimated from the
+    model's own training images; ``keys`` the elements' draw keys, default 0, 1, …)."""
+    from fvlab.optvis.api import render
+
+    result = render(
+        model,
+        objective=obj.layer_units(list(pairs)),
+        batch=len(pairs),
+        thresholds=list(steps),
+        param=setting.param,
+        transforms=setting.transforms,
+        lr=setting.lr,
+        relu_redirect_steps=setting.relu_redirect,
+        seed=seed,
+        magnitude=magnitude if setting.param == "maco" else None,
+        show_progress=show_progress,
+        keys=None if keys is None else list(keys),
+    )
+    images, step_ids = [], []
+    for step, snapshot in result.snapshots.items():
+        images.append(snapshot)
+        step_ids += [step] * len(pairs)
+    n = len(step_ids) // len(pairs)
+    return Trajectories(
+        torch.cat(images), list(pairs) * n, [setting.name] * len(step_ids), torch.tensor(step_ids)
+    )
+
+
 def render_trajectories(
     model,
     pairs: Sequence[tuple[str, int]],
@@ -109,30 +148,14 @@ def render_trajectories(
     seed: int = 0,
     show_progress: bool = True,
 ) -> Trajectories:
-    """Render every (layer, unit) pair once per setting, all pairs in one optimisation."""
-    images, units, names, step_ids = [], [], [], []
-    objective = obj.layer_units(list(pairs))
-    for index, setting in enumerate(settings):
-        from fvlab.optvis.api import render
-
-        result = render(
-            model,
-            objective=objective,
-            batch=len(pairs),
-            thresholds=list(steps),
-            param=setting.param,
-            transforms=setting.transforms,
-            lr=setting.lr,
-            relu_redirect_steps=setting.relu_redirect,
-            seed=seed + 1000 * index,
-            show_progress=show_progress,
-        )
-        for step, snapshot in result.snapshots.items():
-            images.append(snapshot)
-            units += list(pairs)
-            names += [setting.name] * len(pairs)
-            step_ids += [step] * len(pairs)
-    return Trajectories(torch.cat(images), units, names, torch.tensor(step_ids))
+    """Render every (layer, unit) pair once per setting, all pairs in one optimisation (setting
+    i with seed ``seed + 1000·i``)."""
+    return concat(
+        [
+            render_setting(model, pairs, setting, steps, seed + 1000 * index, show_progress)
+            for index, setting in enumerate(settings)
+        ]
+    )
 
 
 def describe(settings: Sequence[RenderSetting]) -> list[dict]:
@@ -155,6 +178,13 @@ class TemplateBank(nn.Module):
         return self.response(torch.einsum("bchw,kchw->bk", x, t) / (c * h * w))
 
 
+def template_model(spec, targets: torch.Tensor):
+    """The :class:`TemplateBank` of ``targets`` as a model with input ``spec``."""
+    from fvlab.models.zoo import from_module
+
+    return from_module(TemplateBank(targets), spec, name="templates")
+
+
 def render_template_trajectories(
     spec,
     targets: torch.Tensor,
@@ -165,11 +195,9 @@ def render_template_trajectories(
 ) -> Trajectories:
     """Trajectories of visualizations that draw ``targets`` (K, C, H, W) in [0, 1]: one template
     unit per target, all in one optimisation per setting. ``unit`` is ("target", k)."""
-    from fvlab.models.zoo import from_module
-
-    bank = from_module(TemplateBank(targets), spec, name="templates")
     pairs = [("response", k) for k in range(len(targets))]
-    traj = render_trajectories(bank, pairs, settings, steps, seed, show_progress)
+    traj = render_trajectories(template_model(spec, targets), pairs, settings, steps, seed,
+                               show_progress)  # fmt: skip
     traj.unit = [("target", k) for _, k in traj.unit]
     return traj
 

@@ -45,7 +45,7 @@ class ResNet18TrainConfig(Settings):
     weights instead of torchvision's initialisation (a second, fine-tuning stage)."""
 
     seed: int = 0
-    epochs: int = 1
+    epochs: int = 3
     batch_size: int = 128
     peak_lr: float = 0.1
     weight_decay: float = 5e-4

@@ -1,0 +1,143 @@
+"""The natural images of the detector and the circuit: which images train, which test.
+
+:func:`natural_split` gives, for a model and its data, four disjoint sets of natural images in
+[0, 1] at the model's input (channels, size):
+
+* ``train`` — natural examples the detector trains on (and the circuit derives its constants
+  from);
+* ``targets`` — natural images drawn by the target-mode template units of the training
+  trajectories (``reserve`` images, taken from the end of the training images so they are never
+  natural training examples);
+* ``test`` (+ ``test_labels``) — natural test images (detector evaluation, the circuit's natural
+  behaviour check);
+* the first ``heldout_targets`` test images double as held-out targets.
+
+Sources (:func:`fvlab.data.natural.open_dataset`):
+
+* Fashion-MNIST models (no ``data`` folder): the train split (images 0…59999) and the test split
+  (0…9999); targets are the last ``reserve`` training images — exactly the committed fmnist-cnn
+  detector's sets.
+* an image folder ``data`` (ImageNet layout) with a separate ``test_data`` folder: all of
+  ``data`` trains, all of ``test_data`` tests.
+* ``data`` alone: image i of the folder (in its fixed order: sorted classes, sorted files) is a
+  test image when i % 10 == 0 (:data:`TEST_EVERY`; 10 % of every class), a training image
+  otherwise.
+
+``limit`` caps the training and the test images each: from a folder (sorted by class) evenly
+spaced over the set, so every class keeps its share; from Fashion-MNIST (whose files are in
+shuffled order) the first ``limit``. All chosen images are held in memory (C·S·S·4 bytes each:
+0.6 MB at 224 px).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from fvlab.errors import FvlabError
+
+if TYPE_CHECKING:
+    from fvlab.models.zoo import LoadedModel
+
+#: with one folder, image i is a test image when i % TEST_EVERY == 0
+TEST_EVERY = 10
+
+
+@dataclass
+class NaturalSplit:
+    """Natural images (N, C, S, S) in [0, 1]: see the module docstring."""
+
+    train: torch.Tensor
+    targets: torch.Tensor
+    test: torch.Tensor
+    test_labels: torch.Tensor
+    source: dict
+
+    def describe(self) -> dict:
+        return {**self.source, "n_train": len(self.train), "n_targets": len(self.targets),
+                "n_test": len(self.test)}  # fmt: skip
+
+
+def evenly(indices: Sequence[int], limit: int | None) -> list[int]:
+    """At most ``limit`` of ``indices``, evenly spaced (all of them when ``limit`` is None)."""
+    indices = list(indices)
+    if limit is None or limit >= len(indices):
+        return indices
+    return [indices[i * len(indices) // limit] for i in range(limit)]
+
+
+def take(dataset, indices: Sequence[int], batch_size: int = 256) -> tuple[torch.Tensor, ...]:
+    """Images and labels of ``dataset`` at ``indices`` (sorted), read in one pass that stops
+    after the last wanted image (a contiguous range is read as one slice)."""
+    indices = sorted(indices)
+    if not indices:
+        raise FvlabError("data: no natural images selected; add images or raise --natural-limit")
+    first, last = indices[0], indices[-1]
+    if indices == list(range(first, last + 1)):
+        dataset, wanted = dataset.slice(first, last + 1), None
+    else:
+        wanted = torch.as_tensor(indices)
+    images, labels, seen = [], [], 0
+    for x, y in dataset.batches(batch_size):
+        if wanted is None:
+            images.append(x)
+            labels.append(y)
+        else:
+            local = wanted[(wanted >= seen) & (wanted < seen + len(x))] - seen
+            images.append(x[local])
+            labels.append(y[local])
+        seen += len(x)
+        if wanted is not None and seen > last:
+            break
+    return torch.cat(images), torch.cat(labels)
+
+
+def natural_split(
+    model: LoadedModel,
+    data: Path | None,
+    test_data: Path | None = None,
+    *,
+    reserve: int = 0,
+    limit: int | None = None,
+) -> NaturalSplit:
+    """The natural images of ``model`` (see the module docstring)."""
+    from fvlab.data.folders import ImageFolder
+    from fvlab.data.natural import open_dataset
+
+    train_ds = open_dataset(model, data, "train")
+    if test_data is not None:
+        test_ds = open_dataset(model, test_data, "test")
+        if not isinstance(test_ds, ImageFolder):
+            raise FvlabError(f"test_data: {test_data} is not an image folder root/<class>/<image>")
+        train_idx, test_idx = list(range(len(train_ds))), list(range(len(test_ds)))
+        how = f"all of {data} trains, all of {test_data} tests"
+    elif isinstance(train_ds, ImageFolder):
+        test_ds = train_ds
+        every = range(len(train_ds))
+        train_idx = [i for i in every if i % TEST_EVERY]
+        test_idx = [i for i in every if i % TEST_EVERY == 0]
+        how = f"{data}: image i tests when i % {TEST_EVERY} == 0, else trains"
+    else:
+        test_ds = open_dataset(model, data, "test")
+        train_idx, test_idx = list(range(len(train_ds))), list(range(len(test_ds)))
+        how = "the dataset's own train and test splits"
+    if reserve >= len(train_idx):
+        raise FvlabError(
+            f"data: {len(train_idx)} natural training images cannot spare {reserve} as targets; "
+            "add images or use fewer targets"
+        )
+    target_idx = train_idx[len(train_idx) - reserve :] if reserve else []
+    train_idx = train_idx[: len(train_idx) - reserve]
+    if isinstance(train_ds, ImageFolder):
+        train_idx, test_idx = evenly(train_idx, limit), evenly(test_idx, limit)
+    elif limit is not None:
+        train_idx, test_idx = train_idx[:limit], test_idx[:limit]
+    train = take(train_ds, train_idx)[0]
+    targets = take(train_ds, target_idx)[0] if target_idx else train[:0]
+    test, test_labels = take(test_ds, test_idx)
+    source = {"data": None if data is None else str(data), "split": how, "limit": limit}
+    return NaturalSplit(train, targets, test, test_labels, source)
