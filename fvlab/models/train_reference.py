@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +62,52 @@ def augment(images: torch.Tensor, generator: torch.Generator, max_shift: int) ->
     return shifted.gather(3, cols)
 
 
+def sgd_one_cycle(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: Any,
+    generator: torch.Generator,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    description: str,
+    show_progress: bool = True,
+) -> None:
+    """The training loop both embedded models share; leaves ``model`` in eval mode.
+
+    ``config.epochs`` passes over ``images`` (N, 1, 28, 28) in a fresh random order each
+    (``torch.randperm`` from ``generator``), ``config.batch_size`` images per step, each batch
+    :func:`augment`-ed (flips and ±``config.max_shift`` px shifts, from ``generator``) and then
+    turned into the model's input by ``prepare``; cross-entropy; SGD with Nesterov momentum 0.9
+    and ``config.weight_decay``; one-cycle learning rate peaking at ``config.peak_lr`` over all
+    steps."""
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.peak_lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=config.weight_decay,
+    )
+    n = len(labels)
+    steps_per_epoch = -(-n // config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.peak_lr, total_steps=config.epochs * steps_per_epoch
+    )
+    model.train()
+    with progress_bar(description, config.epochs * steps_per_epoch, show_progress) as advance:
+        for epoch in range(config.epochs):
+            order = torch.randperm(n, generator=generator)
+            for first in range(0, n, config.batch_size):
+                index = order[first : first + config.batch_size]
+                x = prepare(augment(images[index], generator, config.max_shift))
+                loss = F.cross_entropy(model(x), labels[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                advance(1, info=f"epoch {epoch + 1}/{config.epochs} loss {loss.item():.3f}")
+    model.eval()
+
+
 def train_reference(
     config: TrainConfig, data: str | Path | None = None, show_progress: bool = True
 ) -> tuple[FmnistCNN, dict]:
@@ -73,32 +121,9 @@ def train_reference(
     generator = torch.Generator().manual_seed(config.seed)
     images, labels = FashionMNIST("train", data).load()
     model = FmnistCNN()
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.peak_lr,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-    )
-    steps_per_epoch = -(-len(labels) // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.peak_lr, total_steps=config.epochs * steps_per_epoch
-    )
     start = time.perf_counter()
-    model.train()
-    with progress_bar("training fmnist-cnn", config.epochs * steps_per_epoch, show_progress) as adv:
-        for epoch in range(config.epochs):
-            order = torch.randperm(len(labels), generator=generator)
-            for first in range(0, len(labels), config.batch_size):
-                index = order[first : first + config.batch_size]
-                x = augment(images[index], generator, config.max_shift)
-                loss = F.cross_entropy(model(FMNIST_SPEC.preprocess(x)), labels[index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                adv(1, info=f"epoch {epoch + 1}/{config.epochs} loss {loss.item():.3f}")
-    model.eval()
+    sgd_one_cycle(model, images, labels, config, generator, FMNIST_SPEC.preprocess,
+                  "training fmnist-cnn", show_progress)  # fmt: skip
     record = {
         "config": config.to_dict(),
         "train_seconds": round(time.perf_counter() - start, 1),

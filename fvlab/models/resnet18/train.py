@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from fvlab.jobs import Settings, at_least, positive
 
@@ -76,8 +75,7 @@ def train_resnet18(config: ResNet18TrainConfig, show_progress: bool = True):
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.data.resized import resize_grey
     from fvlab.models.resnet18.model import CHANNELS, FMNIST_RESNET18_SPEC, SIZE, build
-    from fvlab.models.train_reference import augment
-    from fvlab.progress import progress_bar
+    from fvlab.models.train_reference import sgd_one_cycle
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -91,36 +89,14 @@ def train_resnet18(config: ResNet18TrainConfig, show_progress: bool = True):
 
         load_weights(model, config.init)
     model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=config.peak_lr,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-    )
-    n = len(labels)
-    steps_per_epoch = -(-n // config.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.peak_lr, total_steps=config.epochs * steps_per_epoch
-    )
     wall, cpu = time.perf_counter(), _cpu_seconds()
-    model.train()
-    with progress_bar(
-        "training fmnist-resnet18", config.epochs * steps_per_epoch, show_progress
-    ) as adv:
-        for epoch in range(config.epochs):
-            order = torch.randperm(n, generator=generator)
-            for first in range(0, n, config.batch_size):
-                index = order[first : first + config.batch_size]
-                x = resize_grey(augment(images[index], generator, config.max_shift), SIZE, CHANNELS)
-                x = FMNIST_RESNET18_SPEC.preprocess(x).contiguous(memory_format=torch.channels_last)
-                loss = F.cross_entropy(model(x), labels[index])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                adv(1, info=f"epoch {epoch + 1}/{config.epochs} loss {loss.item():.3f}")
-    model.eval()
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        x = FMNIST_RESNET18_SPEC.preprocess(resize_grey(x, SIZE, CHANNELS))
+        return x.contiguous(memory_format=torch.channels_last)
+
+    sgd_one_cycle(model, images, labels, config, generator, prepare,
+                  "training fmnist-resnet18", show_progress)  # fmt: skip
     record = {
         "config": config.to_dict(),
         "train_seconds": round(time.perf_counter() - wall, 1),
