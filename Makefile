@@ -30,8 +30,12 @@ browser:
 postgres:
 	@bash scripts/ensure-postgres.sh
 
+# TEST_WORKERS pytest-xdist workers (default: one per core; tests/conftest.py keeps a module
+# on one worker and shares the cores' threads among the workers).
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: setup browser postgres
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 demo: setup
 	$(VENV)/bin/fvlab demo --out $(OUT)

@@ -5,9 +5,22 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
+
+# Run these modules' tests on one xdist worker, one after another: they start a local Ray
+# cluster each (two at once on one machine would race for its ports and session files, and the
+# worker-kill test looks for Ray workers by process title).
+RAY_GROUP = "ray"
+RAY_MODULES = {"test_ray.py", "test_engine_jobs.py", "test_detector_any_model.py"}
+# Scheduled first, longest first, so that no long module is the suite's tail (the demo alone is
+# about a third of the suite); the other modules follow in collection order.
+FIRST = (
+    "test_demo.py", *sorted(RAY_MODULES), "test_reproduce.py", "test_circuit_fmnist.py",
+    "test_silent_fmnist.py", "test_audit.py",
+)  # fmt: skip
 
 CHROMIUM = os.environ.get("FVLAB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = (
@@ -16,9 +29,35 @@ DRIVER = (
 BROWSER_WAIT_S = 20
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """With ``-n N`` (``make test``) whole modules go to a worker, so module-scoped fixtures (the
+    demo, the dry runs) run once, and the Ray modules count as one module. Modules are handed
+    out in the order of :func:`pytest_collection_modifyitems` (xdist would otherwise reorder
+    them by their number of tests, which says nothing about their duration)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    config.option.loadscopereorder = False
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return RAY_GROUP if Path(path).name in RAY_MODULES else path
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        return FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST)
+
+    items.sort(key=rank)  # stable: the order within a rank is kept
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _threads():
-    torch.set_num_threads(2)
+    """The machine's cores shared among the xdist workers (2 threads without xdist)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture(scope="session")

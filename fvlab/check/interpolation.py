@@ -12,8 +12,9 @@ map and not on r.
 :func:`response_path` evaluates m on a grid, then bisects the ``candidates`` intervals with the
 largest changes, each step keeping the half with the larger change. After ``bisections`` steps
 the interval is 2^-bisections of a grid cell wide: a continuous m has changed by ≈ slope × width
-there, a jump keeps its full height. All units are handled in one batch per step (one forward
-pass of units × candidates images).
+there, a jump keeps its full height. All units are handled together in every step (units ×
+grid, then units × candidates images), mixed and run ``batch_size`` images at a time
+(:func:`path_maps`), so memory holds one batch of path images.
 """
 
 from __future__ import annotations
@@ -47,6 +48,26 @@ def _mix(start: torch.Tensor, end: torch.Tensor, t: torch.Tensor) -> torch.Tenso
     """x(t) for per-row t: start/end (N, C, H, W), t (N,)."""
     t = t.to(start.dtype).view(-1, 1, 1, 1)
     return (1 - t) * start + t * end
+
+
+def path_maps(
+    model,
+    layer: str,
+    units: torch.Tensor,
+    start: torch.Tensor,
+    end: torch.Tensor,
+    owner: torch.Tensor,
+    t: torch.Tensor,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Map of ``units[owner[k]]`` at x(t[k]) on the path ``start[owner[k]]`` → ``end[owner[k]]``
+    (K, H·W). The images x(t) are mixed ``batch_size`` at a time, so memory holds one batch of
+    path images (not units × grid of them); the maps are those of :func:`unit_maps`."""
+    out = []
+    for first in range(0, len(owner), batch_size):
+        rows, ts = owner[first : first + batch_size], t[first : first + batch_size]
+        out.append(unit_maps(model, layer, units[rows], _mix(start[rows], end[rows], ts)))
+    return torch.cat(out)
 
 
 @dataclass
@@ -100,8 +121,7 @@ def response_path(
     t = torch.linspace(0, 1, grid, dtype=torch.float64)
     rows = torch.arange(n).repeat_interleave(grid)
     ts = t.repeat(n)
-    maps = unit_maps(model, layer, units[rows], _mix(start[rows], end[rows], ts), batch_size)
-    maps = maps.view(n, grid, -1)
+    maps = path_maps(model, layer, units, start, end, rows, ts, batch_size).view(n, grid, -1)
     response = maps.mean(2)
     m = min(candidates, grid - 1)
     steps = maps.diff(dim=1).abs().amax(2)  # (n, grid − 1): ‖Δm‖∞ per grid interval
@@ -117,9 +137,7 @@ def response_path(
 
     for _ in range(bisections):
         mid = (lo + hi) / 2
-        m_mid = unit_maps(
-            model, layer, units[owner], _mix(start[owner], end[owner], mid), batch_size
-        )
+        m_mid = path_maps(model, layer, units, start, end, owner, mid, batch_size)
         left = change(m_mid, m_lo) >= change(m_hi, m_mid)
         hi = torch.where(left, mid, hi)
         m_hi = torch.where(left.view(-1, 1), m_mid, m_hi)

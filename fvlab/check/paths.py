@@ -511,10 +511,16 @@ def render_class_fvs(
     size: int | None = None,
     seed: int = 0,
     show_progress: bool = True,
+    shard_classes: int | None = None,
+    engine: Engine | None = None,
+    store: ShardStore | None = None,
     **render_kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """FVs of class logits: ``fvs_per_class`` per class, ALL in one batched optimisation (each
-    batch element starts from its own random image, so repeats of a unit are distinct FVs).
+    """FVs of class logits: ``fvs_per_class`` per class (each element starts from its own random
+    image, so repeats of a unit are distinct FVs), in one batched optimisation — or, with
+    ``shard_classes``, in render shards of that many whole classes through ``engine`` (kept in
+    ``store``: :func:`fvlab.optvis.job.render_shards`). A FV depends only on (seed, logit, which
+    repeat, settings), so both give the same images (to float rounding; PNG levels equal).
 
     ``logit_ids[k]`` is the logit of ``classes[k]`` (default: the class index itself).
     Returns images (K·n, C, H, W) and their class labels (K·n,)."""
@@ -526,18 +532,21 @@ def render_class_fvs(
     if len(ids) != len(classes):
         raise FvlabError(f"got {len(ids)} logit ids for {len(classes)} classes; give one each")
     units = [int(u) for u in ids for _ in range(fvs_per_class)]
-    result = fvlab.render(
-        model,
-        logits_layer,
-        units,
-        steps=steps,
-        size=size,
-        seed=seed,
-        show_progress=show_progress,
-        **render_kwargs,
-    )
     labels = torch.tensor([int(c) for c in classes for _ in range(fvs_per_class)])
-    return result.images, labels
+    if shard_classes is None and engine is None and store is None:
+        result = fvlab.render(model, logits_layer, units, steps=steps, size=size, seed=seed,
+                              show_progress=show_progress, **render_kwargs)  # fmt: skip
+        return result.images, labels
+    from fvlab.optvis.job import render_shards
+    from fvlab.optvis.settings import RenderSettings
+
+    how = RenderSettings(steps=steps, size=size, seed=seed, **render_kwargs)
+    per_shard = (shard_classes or len(ids)) * fvs_per_class  # whole classes: repeats 0…n−1
+    chunks = [(logits_layer, units[i : i + per_shard]) for i in range(0, len(units), per_shard)]
+    images = render_shards(model, chunks, how, engine=engine, store=store,
+                           show_progress=show_progress, description="rendering class FVs",
+                           on_result=lambda _, payload: payload["images"])  # fmt: skip
+    return torch.cat(images), labels
 
 
 @dataclass
@@ -621,11 +630,12 @@ def run_paths(
     resume: bool = False,
 ) -> PathCurves:
     """The path check (``fvlab check paths``): the first ``images_per_class`` natural images of
-    each class, ``fv_seeds`` FVs of each class logit (one batched render), the curves at every
-    layer of ``settings.layers``; saved into ``out`` (:meth:`PathCurves.save`) when given.
-    The sweeps of the natural images run in slices of ``shard_images``, the shards of
-    ``engine`` (default: this process), kept in ``out/shards/{pass1,pass2}``; ``resume``
-    reuses the intact shards of an earlier run of the same check."""
+    each class, ``fv_seeds`` FVs of each class logit, the curves at every layer of
+    ``settings.layers``; saved into ``out`` (:meth:`PathCurves.save`) when given. The FVs render
+    in shards of ``shard_classes`` classes and the sweeps of the natural images run in slices of
+    ``shard_images``: the shards of ``engine`` (default: this process), kept in
+    ``out/shards/{fvs,pass1,pass2}``; ``resume`` reuses the intact shards of an earlier run of
+    the same check."""
     from fvlab.engine.jobs import shard_store
 
     s = settings
@@ -633,9 +643,13 @@ def run_paths(
     layers = choose_layers(model, s.layers, s.size)
     logits_layer = s.logits_layer or forward_order(model, s.size)[-1]
     natural = select_per_class(dataset, s.classes, s.images_per_class, s.batch_size)
+    size = natural.images.shape[-1]
+    fv_store = shard_store(model, "paths", {"settings": s.to_dict(), "logits_layer": logits_layer,
+                           "size": size}, [s.shard_classes], out, resume, part="fvs")  # fmt: skip
     fvs, fv_labels = render_class_fvs(
         model, s.classes, s.fv_seeds, logits_layer=logits_layer, logit_ids=s.logits,
-        steps=s.steps, size=natural.images.shape[-1], seed=s.seed, show_progress=show_progress,
+        steps=s.steps, size=size, seed=s.seed, show_progress=show_progress,
+        shard_classes=s.shard_classes, engine=engine, store=fv_store,
     )  # fmt: skip
     # the FVs are part of what a sweep shard computes with: fingerprint them by content
     what = {"settings": s.to_dict(), "layers": layers, "fvs": _sha256(fvs)}

@@ -77,7 +77,8 @@ class PathsSettings(NaturalData):
     ``layers``: ``"leaves"`` (every layer in forward order) or layer names (a sequence or
     ``"a,b,c"``); ``reduce``: the activation vector per layer (``flatten``, ``spatial_mean``, …);
     ``metric``: ``spearman``, ``pearson`` or ``cosine``; ``bootstrap``: resamples of the bands;
-    ``shard_images``: natural images per sweep shard (rounded up to whole batches)."""
+    ``shard_images``: natural images per sweep shard (rounded up to whole batches);
+    ``shard_classes``: classes per FV render shard (``fv_seeds`` FVs each, one optimisation)."""
 
     classes: tuple[int, ...] = tuple(range(10))
     images_per_class: int = 50
@@ -91,10 +92,12 @@ class PathsSettings(NaturalData):
     bootstrap: int = 1000
     batch_size: int = 64
     shard_images: int = 2048
+    shard_classes: int = 16
     seed: int = 0
 
     def validate(self) -> None:
         super().validate()
+        at_least("shard_classes", self.shard_classes, 1)
         classes = unit_tuple("classes", self.classes)
         self.normalise("classes", classes)
         self.normalise("logits", unit_tuple("logits", self.logits))

@@ -40,6 +40,10 @@ def check_paths(
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
     batch_size: c.BatchSizeOpt = 64,
     shard_images: c.ShardImagesOpt = 2048,
+    shard_classes: Annotated[
+        int,
+        typer.Option(min=1, help="Classes per FV render shard (--fv-seeds FVs each; Ray task)."),
+    ] = 16,
     seed: c.SeedOpt = 0,
     device: c.DeviceOpt = "cpu",
     engine: c.EngineOpt = "local",
@@ -58,8 +62,9 @@ def check_paths(
     validation set in class folders, --size, and --logits when folder order differs from the
     model's logit order (see docs/check.md).
 
-    The natural images' sweeps run in slices of --shard-images: --engine ray runs them as Ray
-    tasks; finished shards are kept in OUT/shards for --resume (docs/scale.md).
+    The class FVs render in shards of --shard-classes classes and the natural images' sweeps run
+    in slices of --shard-images: --engine ray runs them as Ray tasks; finished shards are kept in
+    OUT/shards for --resume (docs/scale.md).
     """
     import fvlab
     from fvlab.check.paths import PathsSettings, run_paths
@@ -70,7 +75,7 @@ def check_paths(
         logits=c.parse_int_list(logits, "logits") if logits else None,
         images_per_class=images_per_class, fv_seeds=fv_seeds, steps=steps, metric=metric,
         reduce=reduce, bootstrap=bootstrap, batch_size=batch_size, shard_images=shard_images,
-        seed=seed,
+        shard_classes=shard_classes, seed=seed,
     )  # fmt: skip
     runner = c.engine_from_options(engine, ray_address)
     curves = run_paths(

@@ -115,6 +115,26 @@ def test_bisection_finds_a_jump_and_ignores_slopes():
     assert response_path(smooth, "head", [0], start[:1], end[:1]).jump[0] < 1e-4
 
 
+def test_response_path_runs_one_batch_of_path_images_at_a_time(reference_model):
+    """units × grid path images are mixed batch_size at a time: the model never sees a larger
+    batch, and the result is the one of a single large batch."""
+    generator = torch.Generator().manual_seed(0)
+    start, end = (
+        torch.rand(6, 1, 28, 28, generator=generator),
+        torch.rand(6, 1, 28, 28, generator=generator),
+    )
+    seen = []
+    hook = reference_model.module.register_forward_pre_hook(lambda _, x: seen.append(len(x[0])))
+    try:
+        small = response_path(reference_model, "relu3", range(6), start, end, batch_size=8)
+    finally:
+        hook.remove()
+    assert max(seen) == 8 and sum(seen) == 6 * 17 + 12 * 6 * 3  # grid, then 12 bisections
+    large = response_path(reference_model, "relu3", range(6), start, end, batch_size=1024)
+    torch.testing.assert_close(small.response, large.response, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(small.jump, large.jump, rtol=1e-4, atol=1e-6)
+
+
 def test_scores_and_thresholds():
     thresholds = AuditThresholds(excess=10, jump=0.1, silent=0.01)
     score, flags = score_units(

@@ -55,6 +55,18 @@ def test_fvs_are_distinct_per_seed_and_classified(reference_model, class_fvs):
     assert (predicted == labels).float().mean() >= 0.9
 
 
+def test_class_fvs_in_shards_of_whole_classes_are_the_one_batch_fvs(reference_model, class_fvs):
+    """A FV depends on (seed, logit, repeat, settings), not on its shard's other classes."""
+    images, labels = class_fvs
+    sharded, sharded_labels = render_class_fvs(
+        reference_model, range(10), 3, logits_layer="fc", steps=64, seed=0, show_progress=False,
+        shard_classes=4,
+    )  # fmt: skip
+    assert torch.equal(sharded_labels, labels)
+    assert (sharded - images).abs().max() < 1e-5
+    assert torch.equal((sharded * 255).round(), (images * 255).round())  # PNG levels
+
+
 def test_natural_same_class_above_different_class_at_every_layer(fmnist_curves):
     values, ci = fmnist_curves.values, fmnist_curves.ci
     assert len(fmnist_curves.layers) == 19

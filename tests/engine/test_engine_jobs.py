@@ -216,7 +216,7 @@ def test_path_check_is_identical_on_both_engines_and_resumes_one_shard(
 
     settings = PathsSettings(
         classes=(0, 1, 2), images_per_class=20, fv_seeds=1, steps=4, layers=("relu3", "fc"),
-        bootstrap=10, batch_size=10, shard_images=20,
+        bootstrap=10, batch_size=10, shard_images=20, shard_classes=2,
     )  # fmt: skip
 
     def job(out, engine, resume=False):
@@ -229,6 +229,7 @@ def test_path_check_is_identical_on_both_engines_and_resumes_one_shard(
     _same_outputs(tmp_path / "local", tmp_path / "ray")
     shards = tmp_path / "local" / "shards" / "pass1"
     assert len(list(shards.glob("*.pt"))) == 3  # 60 images, 20 per shard
+    assert len(list((shards.parent / "fvs").glob("*.pt"))) == 2  # 3 classes, 2 per shard
     before = _files(tmp_path / "local")
     assert _resume_after_losing(job, tmp_path / "local", shards / "pass1-00001.pt") == 1
     assert _files(tmp_path / "local") == before

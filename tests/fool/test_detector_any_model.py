@@ -236,6 +236,31 @@ def test_ray_engine_trains_the_same_detector(reference_model, tmp_path):
         assert torch.equal(a["images"], b["images"]) and a["unit"] == b["unit"], path.name
 
 
+def test_training_sets_on_disk_give_the_detector_trained_in_memory(reference_model, tmp_path):
+    """With an output file, the natural training images and the training trajectories go to
+    image banks in the render folder and are read a batch at a time: the same detector as with
+    everything in memory (no output, no render folder)."""
+    from fvlab.data.image_bank import ImageBank
+    from fvlab.fool.circuit import run_train_detector
+    from fvlab.fool.circuit.train_detector import NATURAL_BANK, TRAIN_BANK, build_detector
+
+    settings = DetectorSettings(
+        layers=("relu3",), units_per_layer=2, heldout_per_layer=1, max_step=2, targets=4,
+        heldout_natural_targets=2, max_settings=1, steps=5, batch_size=8, render_batch=3,
+        natural_limit=300,
+    )  # fmt: skip
+    in_memory = build_detector(reference_model, settings, show_progress=False)
+    on_disk = run_train_detector(reference_model, settings, tmp_path / "d.pt", show_progress=False)
+    for name, tensor in in_memory.detector.state_dict().items():
+        assert torch.equal(tensor, on_disk.detector.state_dict()[name]), name
+    assert in_memory.record["evaluation"] == on_disk.record["evaluation"]
+    folder = tmp_path / "d-render"
+    trajectories, natural = ImageBank(folder / TRAIN_BANK), ImageBank(folder / NATURAL_BANK)
+    assert len(trajectories) == on_disk.record["n_train_visualizations"] == (4 + 4) * 2
+    assert len(natural) == on_disk.record["n_train_natural"] == 300
+    assert natural.shape == trajectories.shape == (1, 28, 28)
+
+
 def test_a_trajectory_does_not_depend_on_its_chunk(reference_model):
     """Element j of a chunk starting at `first` draws with key first + j, so rendering a
     group's units in chunks gives each unit the trajectory it gets in one optimisation."""

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fvlab.data.image_bank import IndexedImages, indexed
 from fvlab.fool.circuit.settings import TRAINING_FIELDS, DetectorTraining
 from fvlab.optvis.transforms import make_transforms
 from fvlab.progress import progress_bar
@@ -71,13 +72,17 @@ class Detector(nn.Module):
 
 
 def train_detector(
-    natural: torch.Tensor,
-    visualizations: torch.Tensor,
+    natural: torch.Tensor | IndexedImages,
+    visualizations: torch.Tensor | IndexedImages,
     config: DetectorTraining = DetectorTraining(),
     show_progress: bool = True,
 ) -> Detector:
-    """Train on ``natural`` (N, C, H, W) vs ``visualizations`` (M, C, H, W), both in [0, 1]."""
-    detector = Detector(natural.shape[1], tuple(config.widths))
+    """Train on ``natural`` vs ``visualizations`` images (C, H, W) in [0, 1]: tensors
+    (N, C, H, W), or :mod:`image banks <fvlab.data.image_bank>` on disk, from which each step
+    reads only its batch (memory bounded by ``config.batch_size``; the same draws, so the same
+    detector, as from tensors)."""
+    natural, visualizations = indexed(natural), indexed(visualizations)
+    detector = Detector(natural.shape[0], tuple(config.widths))
     detector.reset_parameters(torch.Generator().manual_seed(config.seed))
     generator = torch.Generator().manual_seed(config.seed)  # batches, flips, transforms
     optimizer = torch.optim.Adam(detector.parameters(), lr=config.lr)
@@ -87,10 +92,12 @@ def train_detector(
     detector.train()
     with progress_bar("training detector", config.steps, show_progress) as advance:
         for step in range(config.steps):
-            nat = natural[torch.randint(len(natural), (config.batch_size,), generator=generator)]
-            fv = visualizations[
+            nat = natural.take(
+                torch.randint(len(natural), (config.batch_size,), generator=generator)
+            )
+            fv = visualizations.take(
                 torch.randint(len(visualizations), (config.batch_size,), generator=generator)
-            ]
+            )
             batch = torch.cat([nat, fv])
             flip = torch.rand(len(batch), generator=generator) < 0.5
             batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)

@@ -25,12 +25,15 @@ Sources (:func:`fvlab.data.natural.open_dataset`):
 
 ``limit`` caps the training and the test images each: from a folder (sorted by class) evenly
 spaced over the set, so every class keeps its share; from Fashion-MNIST (whose files are in
-shuffled order) the first ``limit``. All chosen images are held in memory (C·S·S·4 bytes each:
-0.6 MB at 224 px).
+shuffled order) the first ``limit``. The chosen images are held in memory (C·S·S·4 bytes each:
+0.6 MB at 224 px) — except the training images when ``bank`` is given: those go to an image
+bank on disk (:mod:`fvlab.data.image_bank`), read a batch at a time by the detector's training.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from fvlab.data.image_bank import ImageBank, IndexedImages, create_bank
 from fvlab.errors import FvlabError
 
 if TYPE_CHECKING:
@@ -51,7 +55,7 @@ TEST_EVERY = 10
 class NaturalSplit:
     """Natural images (N, C, S, S) in [0, 1]: see the module docstring."""
 
-    train: torch.Tensor
+    train: torch.Tensor | IndexedImages
     targets: torch.Tensor
     test: torch.Tensor
     test_labels: torch.Tensor
@@ -70,9 +74,9 @@ def evenly(indices: Sequence[int], limit: int | None) -> list[int]:
     return [indices[i * len(indices) // limit] for i in range(limit)]
 
 
-def take(dataset, indices: Sequence[int], batch_size: int = 256) -> tuple[torch.Tensor, ...]:
-    """Images and labels of ``dataset`` at ``indices`` (sorted), read in one pass that stops
-    after the last wanted image (a contiguous range is read as one slice)."""
+def _selected(dataset, indices: Sequence[int], batch_size: int):
+    """(images, labels) batches of ``dataset`` at the sorted ``indices``, read in one pass that
+    stops after the last wanted image (a contiguous range is read as one slice)."""
     indices = sorted(indices)
     if not indices:
         raise FvlabError("data: no natural images selected; add images or raise --natural-limit")
@@ -81,19 +85,40 @@ def take(dataset, indices: Sequence[int], batch_size: int = 256) -> tuple[torch.
         dataset, wanted = dataset.slice(first, last + 1), None
     else:
         wanted = torch.as_tensor(indices)
-    images, labels, seen = [], [], 0
+    seen = 0
     for x, y in dataset.batches(batch_size):
         if wanted is None:
-            images.append(x)
-            labels.append(y)
+            yield x, y
         else:
             local = wanted[(wanted >= seen) & (wanted < seen + len(x))] - seen
-            images.append(x[local])
-            labels.append(y[local])
+            yield x[local], y[local]
         seen += len(x)
         if wanted is not None and seen > last:
             break
+
+
+def take(dataset, indices: Sequence[int], batch_size: int = 256) -> tuple[torch.Tensor, ...]:
+    """Images and labels of ``dataset`` at ``indices`` (sorted), in memory."""
+    images, labels = zip(*_selected(dataset, indices, batch_size), strict=True)
     return torch.cat(images), torch.cat(labels)
+
+
+def take_into_bank(
+    dataset, indices: Sequence[int], path: Path, record: dict, batch_size: int = 256
+) -> ImageBank:
+    """The images of ``dataset`` at ``indices`` (sorted) written to the image bank ``path``,
+    one batch in memory at a time; an existing bank written with the same ``record`` (the
+    same images) is reused."""
+    found = ImageBank.find(path, record)
+    if found is not None:
+        return found
+    writer, offset = None, 0
+    for x, _ in _selected(dataset, indices, batch_size):
+        if writer is None:
+            writer = create_bank(path, len(indices), tuple(x.shape[1:]), record)
+        writer.write(offset, x)
+        offset += len(x)
+    return writer.close()
 
 
 def natural_split(
@@ -103,8 +128,11 @@ def natural_split(
     *,
     reserve: int = 0,
     limit: int | None = None,
+    bank: Path | None = None,
 ) -> NaturalSplit:
-    """The natural images of ``model`` (see the module docstring)."""
+    """The natural images of ``model`` (see the module docstring); with ``bank`` (an ``.npy``
+    path) the training images go to that :class:`~fvlab.data.image_bank.ImageBank` on disk
+    instead of memory (reused when it already holds exactly these images)."""
     from fvlab.data.folders import ImageFolder
     from fvlab.data.natural import open_dataset
 
@@ -136,8 +164,14 @@ def natural_split(
         train_idx, test_idx = evenly(train_idx, limit), evenly(test_idx, limit)
     elif limit is not None:
         train_idx, test_idx = train_idx[:limit], test_idx[:limit]
-    train = take(train_ds, train_idx)[0]
-    targets = take(train_ds, target_idx)[0] if target_idx else train[:0]
-    test, test_labels = take(test_ds, test_idx)
     source = {"data": None if data is None else str(data), "split": how, "limit": limit}
+    if bank is None:
+        train = take(train_ds, train_idx)[0]
+    else:
+        chosen = hashlib.sha256(json.dumps(train_idx).encode()).hexdigest()
+        record = {**source, "model_input": [model.spec.channels, model.spec.size],
+                  "n": len(train_idx), "indices_sha256": chosen}  # fmt: skip
+        train = take_into_bank(train_ds, train_idx, bank, record)
+    targets = take(train_ds, target_idx)[0] if target_idx else torch.empty(0, *train.shape[-3:])
+    test, test_labels = take(test_ds, test_idx)
     return NaturalSplit(train, targets, test, test_labels, source)

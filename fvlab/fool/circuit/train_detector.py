@@ -33,10 +33,17 @@ For any model and its natural images (Fashion-MNIST, or an image folder in the I
 Job: ``run_train_detector(model, DetectorSettings(...), out)`` with ``out`` the detector's
 weights file (``.pt``; the record goes next to it as ``.json``).
 
-Seeds: shard k of setting i of a group renders with seed ``seed + group offset + 1000·i +
-7919·k``; with ``render_batch`` None (all units of a group in one optimisation, k = 0) this is
-exactly the unsharded rendering the committed detector was made with. A unit's images depend on
-its chunk (fvlab's render keys an objective render's random numbers by batch position).
+Seeds: setting i of a group renders with seed ``seed + group offset + 1000·i``, and element j
+of a group (its position in the group, whatever the chunk) draws its start and transforms with
+key j, so a unit's trajectory depends on (seed, group, setting, position), never on
+``render_batch`` or on the engine.
+
+Memory: with an output file the training sets live on disk in the render folder —
+``natural-train.npy`` (the natural training images) and ``train-trajectories.npy`` (the training
+trajectories, each shard written at its rows as it finishes), both
+:class:`~fvlab.data.image_bank.ImageBank` s that the training reads one batch at a time (the
+same draws as from memory, so the same detector). The evaluation sets (natural test images,
+held-out trajectories) and one shard at a time are held in memory.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from fvlab.data.image_bank import create_bank, indexed
+from fvlab.errors import FvlabError
 from fvlab.fool.circuit.detector import (
     Detector,
     save_detector,
@@ -87,6 +96,10 @@ FMNIST_LAYERS = {
 #: other models: the logits plus this many layers spread over the forward order
 N_PROBE_LAYERS = 4
 HELDOUT_GROUPS = ("heldout_units", "heldout_units_and_settings", "heldout_targets")
+#: the groups whose trajectories train the detector (rows of the training image bank)
+TRAIN_GROUPS = ("train_units", "train_targets")
+#: image banks in the render folder: the training trajectories and natural training images
+TRAIN_BANK, NATURAL_BANK = "train-trajectories.npy", "natural-train.npy"
 TARGET_SETTINGS = (
     RenderSetting("fft", "standard", 0.05),
     RenderSetting("fft", "none", 0.05),
@@ -328,7 +341,8 @@ def _magnitude(plan: DetectorPlan, natural: NaturalSplit, size: int) -> torch.Te
     settings = (*plan.train_settings, *plan.heldout_settings, *plan.target_settings)
     if not any(s.param == "maco" for s in settings):
         return None
-    return estimate_magnitude(natural.train[:2000].split(500), size, 2000)
+    first = indexed(natural.train).take(range(min(2000, len(natural.train))))
+    return estimate_magnitude(first.split(500), size, 2000)
 
 
 def render_groups(
@@ -356,6 +370,21 @@ def render_groups(
     names = [name for name, _, _ in shards]
     fingerprint = {"plan": plan.to_dict(), "seed": settings.seed, "render_batch":
                    settings.render_batch, "natural": natural.source}  # fmt: skip
+    bank = _train_bank(shards, plan, model.spec, store_folder, fingerprint)
+
+    def keep(i: int, result: dict) -> dict:
+        """Training images go to the bank (if any) at the shard's offset, not into memory."""
+        if bank is None or shards[i][1] not in TRAIN_GROUPS:
+            return result
+        writer, offsets = bank
+        if len(result["images"]) != offsets[i][1]:
+            raise FvlabError(
+                f"trajectory shard {names[i]}: {len(result['images'])} images, expected "
+                f"{offsets[i][1]}; delete {store_folder} and rerun"
+            )
+        writer.write(offsets[i][0], result["images"])
+        return {**result, "images": None}
+
     results = run_shards(
         trajectory_shard,
         model,
@@ -365,13 +394,33 @@ def render_groups(
         store=shard_store(model, "train-detector", fingerprint, names, store_folder, resume),
         show_progress=show_progress,
         description=f"rendering {len(shards)} trajectory shards",
+        on_result=keep,
     )
     by_group: dict[str, list[Trajectories]] = {}
     for (_, group, _), result in zip(shards, results, strict=True):
         by_group.setdefault(group, []).append(_from_plain(result))
     groups = {name: concat(parts) for name, parts in by_group.items()}
     groups["train"] = concat([groups.pop("train_units"), groups.pop("train_targets")])
+    if bank is not None:
+        groups["train"].images = bank[0].close()
     return groups
+
+
+def _train_bank(shards, plan: DetectorPlan, spec, folder: Path | None, fingerprint: dict):
+    """(writer, {shard index: (offset, count)}) of the training trajectories' image bank in
+    ``folder`` (rows in the order of :func:`concat` of the training groups' shards), or None
+    without a folder (training images then stay in memory)."""
+    if folder is None:
+        return None
+    offsets, total = {}, 0
+    for i, (_, group, shard) in enumerate(shards):
+        if group in TRAIN_GROUPS:
+            pairs = shard[1]
+            offsets[i] = (total, len(pairs) * len(plan.steps))
+            total += offsets[i][1]
+    shape = (spec.channels, spec.size, spec.size)
+    writer = create_bank(folder / TRAIN_BANK, total, shape, {"fingerprint": fingerprint})
+    return writer, offsets
 
 
 def build_detector(
@@ -393,6 +442,7 @@ def build_detector(
         settings.test_data,
         reserve=plan.n_natural_targets,
         limit=settings.natural_limit,
+        bank=None if store_folder is None else store_folder / NATURAL_BANK,
     )
     data = render_groups(model, settings, plan, natural, store_folder,
                          show_progress=show_progress, engine=engine, resume=resume)  # fmt: skip

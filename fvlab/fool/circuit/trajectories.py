@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from fvlab.data.image_bank import IndexedImages
 from fvlab.fool.circuit.gate import centred_on, template_from_target
 from fvlab.optvis import objectives as obj
 
@@ -84,9 +85,10 @@ def split_units(
 
 @dataclass
 class Trajectories:
-    """Snapshots (N, C, H, W) in [0, 1] with, per image, the unit, the setting and the step."""
+    """Snapshots (N, C, H, W) in [0, 1] with, per image, the unit, the setting and the step
+    (``images`` a tensor, or an image bank on disk for the detector's training set)."""
 
-    images: torch.Tensor
+    images: torch.Tensor | IndexedImages
     unit: list[tuple[str, int]]
     setting: list[str]
     step: torch.Tensor
@@ -203,9 +205,11 @@ def render_template_trajectories(
 
 
 def concat(parts: Sequence[Trajectories]) -> Trajectories:
-    """One Trajectories object holding every part's images, in order."""
+    """One Trajectories object holding every part's images, in order (images None when a
+    part's images are elsewhere, e.g. written to an image bank)."""
+    images = [p.images for p in parts]
     return Trajectories(
-        torch.cat([p.images for p in parts]),
+        None if any(x is None for x in images) else torch.cat(images),
         [u for p in parts for u in p.unit],
         [s for p in parts for s in p.setting],
         torch.cat([p.step for p in parts]),
