@@ -67,3 +67,37 @@ def test_every_command_has_help_with_example():
     for command in ("layers", "evaluate", "train-reference", "render"):
         out = run(command, "--help").stdout
         assert "Example" in out, command
+
+
+def test_help_joins_prose_lines_and_keeps_example_lines():
+    from fvlab.cli import help_text
+
+    doc = """Summary line.
+
+    Examples:
+      fvlab render --layer fc
+      fvlab render --layer relu3     --units 0-3
+
+    A paragraph wrapped
+    in the source at 95 characters.
+    Example: fvlab layers
+    fvlab evaluate --out x
+    """
+    assert help_text(doc) == (
+        "Summary line.\n\nExamples:\n  fvlab render --layer fc\n"
+        "  fvlab render --layer relu3 --units 0-3\n\n"
+        "A paragraph wrapped in the source at 95 characters. Example: fvlab layers\n"
+        "fvlab evaluate --out x"
+    )
+
+
+def test_every_command_help_keeps_every_word_of_its_docstring():
+    from fvlab.cli import command_table, help_text
+
+    for group, name, function in command_table():
+        assert help_text(function.__doc__).split() == function.__doc__.split(), (group, name)
+        # no paragraph of prose keeps the source's line breaks
+        for paragraph in help_text(function.__doc__).split("\n\n"):
+            lines = paragraph.splitlines()
+            for before, line in zip(lines, lines[1:], strict=False):
+                assert line.startswith(("  ", "fvlab ")) or before.endswith(":"), (name, line)

@@ -6,6 +6,7 @@ Command modules only parse options into a job's settings and call the job (see
 
 from __future__ import annotations
 
+import inspect
 import sys
 import warnings
 from collections.abc import Callable
@@ -73,6 +74,25 @@ def command_table() -> list[tuple[str | None, str, Callable[..., None]]]:
     ]
 
 
+def help_text(doc: str | None) -> str:
+    """A command's docstring as help that the terminal can wrap: within a paragraph, prose
+    lines are joined into one line (typer's rich help keeps every line break of a docstring,
+    so lines wrapped at 95 characters in the source break twice in an 80-column terminal);
+    lines that start a command (``fvlab …``), are indented, or follow ``Example(s):`` keep
+    their own line (indented lines indented by two spaces, runs of spaces collapsed)."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(doc or "").split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            own_line = line.startswith((" ", "fvlab ")) or (lines and lines[-1].endswith(":"))
+            if lines and not own_line:
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+            else:
+                lines.append(("  " if line.startswith(" ") else "") + " ".join(line.split()))
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
 def build_app() -> typer.Typer:
     """The typer app with every command of :func:`command_table` attached."""
     app = typer.Typer(
@@ -84,7 +104,8 @@ def build_app() -> typer.Typer:
     )
     groups = {name: typer.Typer(help=text, no_args_is_help=True) for name, text in GROUPS.items()}
     for group, name, function in command_table():
-        (app if group is None else groups[group]).command(name)(function)
+        parent = app if group is None else groups[group]
+        parent.command(name, help=help_text(function.__doc__))(function)
     for name, group in groups.items():
         app.add_typer(group, name=name)
     return app

@@ -38,7 +38,7 @@ def shard_store(
     fingerprint = {
         "job": job,
         "settings": dict(settings) if isinstance(settings, Mapping) else settings.to_dict(),
-        "plan": [list(p) if isinstance(p, Sequence) else p for p in plan],
+        "plan": [p if isinstance(p, str) or not isinstance(p, Sequence) else list(p) for p in plan],
         "model": model.name,
         "model_sha256": model_sha256(model.module),
     }

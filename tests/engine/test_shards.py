@@ -93,3 +93,12 @@ def test_sharded_sweep_equals_one_pass(reference_model, tmp_path):
     )  # fmt: skip
     assert engine.ran == 0
     np.testing.assert_array_equal(resumed["relu3"].moments.mean, sharded["relu3"].moments.mean)
+
+
+def test_the_fingerprint_keeps_shard_names_whole(reference_model, tmp_path):
+    """Shard names stay names in the fingerprint; ranges become lists (JSON)."""
+    from fvlab.engine.jobs import shard_store
+
+    store = shard_store(reference_model, "job", {}, ["train-0", (0, 4)], tmp_path, False)
+    fingerprint = store.fingerprint
+    assert fingerprint["plan"] == ["train-0", [0, 4]]
