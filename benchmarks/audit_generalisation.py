@@ -4,7 +4,8 @@ Calibration: the audit's thresholds come ONLY from a second clean model — fmni
 with seed 1 (``fvlab/check/weights/fmnist-cnn-seed1.pt``, ``fvlab train-reference --seed 1``) —
 never from the units scored as negatives and never from any attack. Per signal s the threshold
 is τ_s = ``--safety`` × the largest value over the calibration model's units of the layer (for
-the active fraction: the smallest value / safety); a unit's score is max_s value_s / τ_s.
+the active fraction: the smallest value / safety); a unit's score is max_s value_s / τ_s
+(silence: ln(1 / active) / ln(1 / τ_silent)).
 
 Evaluation: negatives are the units of the layer in the embedded fmnist-cnn (seed 0); positives
 are the manipulated units of five attack families, each built on the embedded model:
@@ -13,7 +14,8 @@ are the manipulated units of five attack families, each built on the embedded mo
 * ramp-gate circuit  — the same with ``gate="ramp"`` (continuous, width 4 logit units)
 * silent branch      — ``fvlab.check.manipulations.silent_branch`` (a stand-in of P1's silent
                        units with random directions, conv3 → relu3)
-* slingshot          — ``fvlab.fool.slingshot`` (weight-only, target builtin:smiley)
+* slingshot          — ``fvlab.fool.slingshot`` (weight-only, target builtin:smiley, the
+                       defaults of ``fvlab fool slingshot``: gradient field, 600 updates)
 * push-down/up       — ``fvlab.fool.slingshot`` method push (weight-only)
 
 Leave-one-family-out: since no family enters the calibration, every family is unseen when the
@@ -22,8 +24,17 @@ clean units), the TPR at the score cut that flags 5 % of the CALIBRATION units, 
 false-flag rate of that cut on the evaluation model, and the same at the audit's own cut
 (score ≥ 1). Every figure is printed, also the bad ones.
 
-Usage: .venv/bin/python benchmarks/audit_generalisation.py [--steps 128] [--images 2000]
-       [--work out/audit-generalisation]
+A second combination rule is measured beside the audit's (it is not part of the audit): the
+**novelty** score, the Mahalanobis distance of a unit's log-signals z = ln(max(s, 1e-6)) for
+s ∈ SIGNALS from the calibration model's units, d² = (z − μ)ᵀ Σ⁻¹ (z − μ) with μ, Σ their mean
+and covariance (Σ shrunk half-way to its diagonal: 64 units, 5 signals). It is two-sided — a
+unit unusually smooth or unusually consistent is as atypical as one unusually far out — and
+its 5 % cut is again taken on the calibration units. It was designed after seeing the run with
+``--family-seed 0``; ``--family-seed 1`` (other units, other construction seeds) is its
+confirmation on families it was not designed on.
+
+Usage: .venv/bin/python benchmarks/audit_generalisation.py [--steps 256] [--images 2000]
+       [--family-seed 0] [--work out/audit-generalisation]
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import numpy as np
 import torch
 
 CALIBRATION_WEIGHTS = Path(__file__).parent.parent / "fvlab/check/weights/fmnist-cnn-seed1.pt"
-SIGNALS = ("excess", "jump", "gradient", "valley")
+SIGNALS = ("excess", "jump", "gradient", "valley", "procedure")
 
 
 def thresholds_from(rows: list[dict], safety: float) -> dict[str, float]:
@@ -57,8 +68,27 @@ def scores(rows: list[dict], tau: dict[str, float]) -> np.ndarray:
     thresholds = AuditThresholds(**{s: tau[s] for s in SIGNALS}, silent=tau["active_fraction"])
     column = {k: np.array([r[k] for r in rows], float) for k in (*SIGNALS, "active_fraction")}
     score, _ = score_units(column["excess"], column["jump"], column["active_fraction"],
-                           thresholds, column["gradient"], column["valley"])  # fmt: skip
+                           thresholds, column["gradient"], column["valley"],
+                           column["procedure"])  # fmt: skip
     return score
+
+
+class Novelty:
+    """The novelty rule (module docstring): fitted on the calibration rows only."""
+
+    def __init__(self, rows: list[dict]):
+        z = self._log_signals(rows)
+        self.mean = z.mean(0)
+        cov = np.cov(z.T)
+        self.precision = np.linalg.inv(0.5 * cov + 0.5 * np.diag(np.diag(cov)))
+
+    @staticmethod
+    def _log_signals(rows: list[dict]) -> np.ndarray:
+        return np.log(np.maximum(np.array([[r[s] for s in SIGNALS] for r in rows], float), 1e-6))
+
+    def __call__(self, rows: list[dict]) -> np.ndarray:
+        z = self._log_signals(rows) - self.mean
+        return np.einsum("ij,jk,ik->i", z, self.precision, z)
 
 
 def build_families(model, args) -> dict:
@@ -70,31 +100,39 @@ def build_families(model, args) -> dict:
 
     natural, _ = FashionMNIST("train", stop=10000).load()
     target = resolve_target(model, "builtin:smiley", show_progress=False)[0]
-    gated = tuple(range(0, 64, 4))
-    circuit = CircuitConstruction(layer="relu3", units=gated, render_steps=64)
+    k = args.family_seed
+    gated = tuple(range(k % 4, 64, 4))
+    sling, push = tuple(range(k % 8, 64, 8)), tuple(range((4 + k) % 8, 64, 8))
+    circuit = CircuitConstruction(layer="relu3", units=gated, render_steps=64, seed=k)
     return {
         "hard-gate circuit": lambda: (
             build_circuit(model, natural, circuit, show_progress=False).model, gated),
         "ramp-gate circuit": lambda: (build_circuit(
             model, natural, circuit.replace(gate="ramp"), show_progress=False).model, gated),
-        "silent branch": lambda: (silent_branch(model, "conv3", "relu3", gated, natural), gated),
+        "silent branch": lambda: (
+            silent_branch(model, "conv3", "relu3", gated, natural, seed=k), gated),
         "slingshot": lambda: (build_slingshot(model, natural, target, SlingshotConstruction(
-            layer="relu3", units=tuple(range(0, 64, 8)), steps=args.finetune_steps, points=8,
-            natural_batch=64, lr=3e-3, alpha=0.6), show_progress=False).model,
-            tuple(range(0, 64, 8))),
+            layer="relu3", units=sling, seed=k), show_progress=False).model,
+            sling),  # the defaults of `fvlab fool slingshot` (gradient field)
         "push-down/up": lambda: (build_slingshot(model, natural, target, SlingshotConstruction(
-            layer="relu3", units=tuple(range(4, 64, 8)), method="push",
-            steps=args.finetune_steps, natural_batch=64, lr=3e-3, alpha=0.6),
-            show_progress=False).model, tuple(range(4, 64, 8))),
+            layer="relu3", units=push, method="push", seed=k,
+            steps=args.push_steps, natural_batch=64, lr=3e-3, alpha=0.6, refresh=100),
+            show_progress=False).model, push),
     }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=128, help="render updates of the audit")
+    parser.add_argument("--steps", type=int, default=256, help="render updates of the audit")
     parser.add_argument("--images", type=int, default=2000, help="natural test images")
-    parser.add_argument("--finetune-steps", type=int, default=400)
+    parser.add_argument("--push-steps", type=int, default=400, help="push-down/up updates")
     parser.add_argument("--safety", type=float, default=1.5)
+    parser.add_argument(
+        "--family-seed",
+        type=int,
+        default=0,
+        help="seed of the attack constructions; also shifts their units",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("out/audit-generalisation"))
     args = parser.parse_args()
@@ -106,7 +144,9 @@ def main() -> None:
 
     args.work.mkdir(parents=True, exist_ok=True)
     natural = FashionMNIST("test", stop=args.images)
-    settings = AuditSettings(layer="relu3", steps=args.steps, path_layers=["relu3"])
+    settings = AuditSettings(
+        layer="relu3", steps=args.steps, path_layers=["relu3"], consistency_param="pixel"
+    )  # the procedure-consistency render too
 
     def run(model, units=None):
         start = time.perf_counter()
@@ -117,6 +157,8 @@ def main() -> None:
     tau = thresholds_from(calibration, args.safety)
     cal_scores = scores(calibration, tau)
     cut = float(np.quantile(cal_scores, 0.95))
+    novelty = Novelty(calibration)
+    novelty_cut = float(np.quantile(novelty(calibration), 0.95))
     print(
         f"calibration (fmnist-cnn seed 1, relu3, {len(calibration)} units, {seconds:.0f} s): "
         f"thresholds {json.dumps({k: round(v, 4) for k, v in tau.items()})}; 5 % cut {cut:.3f}"
@@ -124,16 +166,21 @@ def main() -> None:
     model = fvlab.load("fmnist-cnn")
     clean, seconds = run(model)
     clean_scores = scores(clean, tau)
+    clean_novelty = novelty(clean)
     report = {"settings": vars(args) | {"work": str(args.work)}, "thresholds": tau,
               "cut_5pct_calibration": cut, "families": {},
+              "novelty_cut_5pct_calibration": novelty_cut,
+              "calibration_rows": calibration, "clean_rows": clean,
               "clean_eval": {"units": len(clean),
                              "fpr_at_cut": float((clean_scores >= cut).mean()),
                              "fpr_at_1": float((clean_scores >= 1).mean()),
+                             "novelty_fpr_at_cut": float((clean_novelty >= novelty_cut).mean()),
                              "seconds": seconds}}  # fmt: skip
     print(
         f"clean evaluation model (embedded fmnist-cnn, {len(clean)} units): false flags "
         f"{report['clean_eval']['fpr_at_cut']:.1%} at the 5 % cut, "
-        f"{report['clean_eval']['fpr_at_1']:.1%} at score ≥ 1"
+        f"{report['clean_eval']['fpr_at_1']:.1%} at score ≥ 1; novelty rule "
+        f"{report['clean_eval']['novelty_fpr_at_cut']:.1%} at its 5 % cut"
     )
     for name, make in build_families(model, args).items():
         start = time.perf_counter()
@@ -152,14 +199,24 @@ def main() -> None:
             "auc": roc_auc(s, clean_scores),
             "tpr_at_cut": float((s >= cut).mean()),
             "tpr_at_1": float((s >= 1).mean()),
+            "novelty_auc": roc_auc(novelty(rows), clean_novelty),
+            "novelty_tpr_at_cut": float((novelty(rows) >= novelty_cut).mean()),
             "reasons": reasons,
             "median": {sig: float(np.median([r[sig] for r in rows])) for sig in SIGNALS},
+            # each signal on its own against the clean evaluation units (higher = suspect)
+            "auc_by_signal": {
+                sig: roc_auc([r[sig] for r in rows], [r[sig] for r in clean]) for sig in SIGNALS
+            },
+            "rows": rows,
             "build_seconds": round(built, 1),
             "audit_seconds": round(seconds, 1),
         }
         report["families"][name] = entry
         print(f"{name:18s}: AUC {entry['auc']:.3f}, TPR {entry['tpr_at_cut']:.2f} at the 5 % cut "
-              f"({entry['tpr_at_1']:.2f} at score ≥ 1), reasons {reasons}, medians "
+              f"({entry['tpr_at_1']:.2f} at score ≥ 1); novelty rule AUC "
+              f"{entry['novelty_auc']:.3f}, TPR {entry['novelty_tpr_at_cut']:.2f}; "
+              f"reasons {reasons}, AUC by signal "
+              f"{ {k: round(v, 2) for k, v in entry['auc_by_signal'].items()} }, medians "
               f"{ {k: round(v, 3) for k, v in entry['median'].items()} }")  # fmt: skip
     (args.work / "audit_generalisation.json").write_text(json.dumps(report, indent=2))
     print(f"written {args.work / 'audit_generalisation.json'}")

@@ -36,11 +36,22 @@ For every unit u (channel spatial mean, or a linear layer's output) the audit me
               its natural exemplars climb gives ≈ 0; an FV planted in a bowl of its own far from
               the natural images (a gradient slingshot, push-up of a decoy) or reached through a
               gate that first switches the natural unit off sits behind a valley.
+* ``procedure`` procedure consistency (:mod:`fvlab.check.consistency`; opt-in: with
+              ``consistency_param="pixel"`` or ``"fft"``, NaN and unscored with the default
+              ``"none"``): u is rendered a second time with that parameterization (seed + 1)
+              and the two FVs compared, max(|ln(a_u(x_p)/a_u(x_d))|, angle between
+              the layer's channel-mean vectors of the two); ≈ 0 when both procedures find the
+              same thing, large when a manipulation tuned to one FV procedure does not hold for
+              another (push-down / push-up). Needs no discontinuity and no extra module.
 
-Score = max over the parts excess / thresholds.excess, jump / thresholds.jump, thresholds.silent
-/ active, gradient / thresholds.gradient, valley / thresholds.valley; a unit is flagged when its
-score is >= 1, with the reasons (``out_of_distribution``, ``gate``, ``silent``, ``gradient``,
-``valley``) that crossed their threshold. Units are rendered in batches of ``batch_size`` units
+Score = max over the parts excess / thresholds.excess, jump / thresholds.jump, ln(1 / active) /
+ln(1 / thresholds.silent), gradient / thresholds.gradient, valley / thresholds.valley, procedure /
+thresholds.procedure; a unit is flagged when its score is >= 1, with the reasons
+(``out_of_distribution``, ``gate``, ``silent``, ``gradient``, ``valley``, ``procedure``) that
+crossed their threshold. The silence part is 0 for a unit active on every natural image and 1
+at active = thresholds.silent (a ratio thresholds.silent / active would put a floor under every
+unit's score that, once the threshold is calibrated near 1, hides the other signals below it).
+Units are rendered in batches of ``batch_size`` units
 (one optimisation each), so memory is bounded whatever the layer's width.
 
 :func:`audit` runs the steps on a dataset; :func:`run_audit` is the job (``fvlab audit``):
@@ -58,6 +69,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from fvlab.check.consistency import Consistency, procedure_consistency
 from fvlab.check.gradient_path import gradient_path
 from fvlab.check.interpolation import PathResponse, response_path
 from fvlab.check.paths import ExemplarPaths, exemplar_path_similarity
@@ -74,7 +86,7 @@ if TYPE_CHECKING:
     from fvlab.engine.base import Engine
     from fvlab.models.zoo import LoadedModel
 
-FLAGS = ("out_of_distribution", "gate", "silent", "gradient", "valley")
+FLAGS = ("out_of_distribution", "gate", "silent", "gradient", "valley", "procedure")
 
 
 @dataclass
@@ -128,6 +140,12 @@ def _path_layers(model: LoadedModel, layer: str, path_layers: Sequence[str] | No
     return order[: order.index(layer) + 1] if layer in order else [*order, layer]
 
 
+def silence(active: np.ndarray) -> np.ndarray:
+    """ln(1 / active fraction): 0 for a unit > 0 on every natural image, → ∞ as it falls silent
+    (active floored at 1e-12)."""
+    return -np.log(np.clip(active, 1e-12, 1.0))
+
+
 def score_parts(
     excess: np.ndarray,
     jump: np.ndarray,
@@ -135,17 +153,20 @@ def score_parts(
     thresholds: AuditThresholds,
     gradient: np.ndarray | None = None,
     valley: np.ndarray | None = None,
+    procedure: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Each signal divided by its threshold (≥ 1 = flagged), per unit (module docstring)."""
     parts = {
         "out_of_distribution": excess / thresholds.excess,
         "gate": jump / thresholds.jump,
-        "silent": thresholds.silent / np.maximum(active, 1e-12),
+        "silent": silence(active) / silence(np.float64(thresholds.silent)),
     }
     if gradient is not None:
         parts["gradient"] = gradient / thresholds.gradient
     if valley is not None:
         parts["valley"] = valley / thresholds.valley
+    if procedure is not None:
+        parts["procedure"] = procedure / thresholds.procedure
     return parts
 
 
@@ -156,9 +177,10 @@ def score_units(
     thresholds: AuditThresholds,
     gradient: np.ndarray | None = None,
     valley: np.ndarray | None = None,
+    procedure: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[list[str]]]:
     """Combined score and flag reasons per unit (see the module docstring)."""
-    parts = score_parts(excess, jump, active, thresholds, gradient, valley)
+    parts = score_parts(excess, jump, active, thresholds, gradient, valley, procedure)
     score = np.max(np.stack(list(parts.values())), axis=0)
     flags = [[name for name, part in parts.items() if part[i] >= 1] for i in range(len(score))]
     return score, flags
@@ -254,24 +276,32 @@ def _render(
     unit_ids: list[int],
     show_progress: bool,
     run: _Run,
+    other_procedure: bool = False,
 ) -> _Render:
     """Step 2: renders of ``batch_size`` units at a time (each chunk one optimisation and one
-    shard of the engine), with snapshots and ReLU redirection."""
+    shard of the engine), with snapshots and ReLU redirection. ``other_procedure``: the
+    procedure-consistency render instead (parameterization ``settings.consistency_param``,
+    seed + 1, no snapshots; :mod:`fvlab.check.consistency`)."""
     from fvlab.engine.jobs import shard_store
     from fvlab.optvis.job import render_shards, unit_chunks
     from fvlab.optvis.settings import RenderSettings
 
     steps = settings.steps
+    snapshots = () if other_procedure else tuple(t for t in settings.snapshot_steps if t < steps)
     how = RenderSettings(
         steps=steps,
-        seed=settings.seed,
+        seed=settings.seed + int(other_procedure),
         size=settings.size,
-        thresholds=tuple(t for t in settings.snapshot_steps if t < steps) + (steps,),
+        param=settings.consistency_param if other_procedure else "fft",
+        thresholds=snapshots + (steps,),
         relu_redirect_steps=settings.relu_redirect_steps,
     )
     chunks = unit_chunks(unit_ids, settings.batch_size)
     what = {"layer": settings.layer, "render": how.to_dict()}
-    store = shard_store(model, "audit-render", what, chunks, run.out, run.resume, part="render")
+    name, part = ("audit-render-other", "render-other") if other_procedure else (
+        "audit-render", "render")  # fmt: skip
+    store = shard_store(model, name, what, chunks, run.out, run.resume, part=part)
+    label = f"{settings.consistency_param} " if other_procedure else ""
     parts = render_shards(
         model,
         [(settings.layer, c) for c in chunks],
@@ -279,7 +309,7 @@ def _render(
         engine=run.engine,
         store=store,
         show_progress=show_progress,
-        description=f"audit: rendering {len(unit_ids)} units",
+        description=f"audit: rendering {len(unit_ids)} units {label}".rstrip(),
     )
     early = [t for t in parts[0]["snapshots"] if t < steps]
     images = torch.cat([p["images"] for p in parts])
@@ -439,6 +469,9 @@ def audit(
         raise SettingsError("resume", "needs the output folder of the earlier run (--out)")
     natural = _natural_statistics(model, dataset, settings, unit_ids, show_progress, run)
     fv = _render(model, settings, unit_ids, show_progress, run)
+    other = None
+    if settings.consistency_param != "none":
+        other = _render(model, settings, unit_ids, show_progress, run, other_procedure=True)
     exemplars, reference = _fetch(dataset, natural, fv.images.shape[-1], settings.batch_size)
     with progress_bar("audit: paths", 3, show_progress) as advance:
         response, jumps = _chunked_jumps(model, settings, unit_ids, exemplars, fv.endpoints)
@@ -457,7 +490,14 @@ def audit(
             batch_size=settings.batch_size,
         )  # fmt: skip
         advance(1)
-    rows = _rows(unit_ids, natural, fv, response, jumps, paths, gradient, settings.thresholds)
+    consistency = None
+    if other is not None:
+        consistency = procedure_consistency(
+            model, layer, unit_ids, fv.images, other.images,
+            np.maximum(natural.max - natural.mean, 1e-12), settings.batch_size,
+        )  # fmt: skip
+    rows = _rows(unit_ids, natural, fv, response, jumps, paths, gradient, settings.thresholds,
+                 consistency)  # fmt: skip
     used = {
         "steps": settings.steps,
         "top_k": settings.top_k,
@@ -471,6 +511,7 @@ def audit(
         "relu_redirect_steps": settings.relu_redirect_steps,
         "path_endpoints": fv.endpoint_steps,
         "gradient_grid": settings.gradient_grid,
+        "consistency_param": settings.consistency_param,
         "batch_size": settings.batch_size,
         "shard_images": settings.shard_images,
     }
@@ -486,8 +527,10 @@ def _rows(
     paths: ExemplarPaths,
     gradient: np.ndarray,
     thresholds: AuditThresholds,
+    consistency: Consistency | None = None,
 ) -> list[dict]:
-    """Step 5: the measures, score and flags of every unit (module docstring)."""
+    """Step 5: the measures, score and flags of every unit (module docstring); without
+    ``consistency`` (``consistency_param="none"``) the procedure columns are NaN and unscored."""
     n_units, n_ends = len(unit_ids), len(fv.endpoints)
     worst = jumps.argmax(0)
     pick = worst * n_units + torch.arange(n_units)
@@ -496,7 +539,12 @@ def _rows(
     jump = jumps.amax(0).numpy() / np.maximum(natural.position_range, 1e-12)
     valley = _valley(response, n_units, n_ends) / spread
     residual = gradient.max(0)
-    score, flags = score_units(excess, jump, natural.active, thresholds, residual, valley)
+    procedure = None if consistency is None else consistency.procedure
+    score, flags = score_units(excess, jump, natural.active, thresholds, residual, valley,
+                               procedure)  # fmt: skip
+    nan = np.full(n_units, np.nan)
+    ratio, angle = (nan, nan) if consistency is None else (consistency.ratio, consistency.angle)
+    procedure = nan if procedure is None else procedure
     normalised = paths.normalised
     return [
         {
@@ -511,6 +559,9 @@ def _rows(
             "active_fraction": float(natural.active[i]),
             "gradient": float(residual[i]),
             "valley": float(valley[i]),
+            "procedure": float(procedure[i]),
+            "procedure_ratio": float(ratio[i]),
+            "procedure_angle": float(angle[i]),
             "path_at_layer": float(normalised[-1, i]),
             "path_mean": float(np.nanmean(normalised[:, i])),
             "fv_activation": float(fv.activation[i]),

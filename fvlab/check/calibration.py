@@ -6,8 +6,10 @@ reach ~4× the natural spread, its relu1 ~1×), so a fixed threshold is loose wh
 are small. Calibration takes them from the same layer of a *second, clean* model of the same
 architecture (fmnist-cnn: the seed-1 retrain ``fvlab/check/weights/fmnist-cnn-seed1.pt``):
 
-    τ_s = safety × max_{u ∈ reference layer} s(u)    for s ∈ {excess, jump, gradient, valley}
-    τ_silent = min_{u ∈ reference layer} active(u) / safety
+    τ_s = safety × max_{u ∈ reference layer} s(u)    for s ∈ {excess, jump, gradient, valley,
+                                                               procedure}
+    τ_silent = min_{u ∈ reference layer} active(u) / safety        (capped at 1 − 1e-6: a
+                                                                     fraction below 1)
 
 (units: those of each signal, see :mod:`fvlab.check.audit`). A unit of the audited model is
 flagged when any of its signals exceeds τ (score = max_s s / τ_s ≥ 1). The reference model is
@@ -20,6 +22,7 @@ what they came from and reads/writes ``thresholds.json`` so one calibration serv
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +39,13 @@ if TYPE_CHECKING:
     from fvlab.models.zoo import LoadedModel
 
 #: the signals whose calibrated threshold is safety × the reference maximum
-MAX_SIGNALS = ("excess", "jump", "gradient", "valley")
+MAX_SIGNALS = ("excess", "jump", "gradient", "valley", "procedure")
 FORMAT = "fvlab-audit-calibration"
 VERSION = 1
 #: a threshold is never below this (a reference value of exactly 0 must not make τ = 0)
 FLOOR = 1e-9
+#: τ_silent is an active fraction below which a unit counts as silent, so it stays below 1
+SILENT_CAP = 1 - 1e-6
 
 
 def thresholds_from_rows(rows: Sequence[dict], safety: float = 1.5) -> AuditThresholds:
@@ -52,12 +57,22 @@ def thresholds_from_rows(rows: Sequence[dict], safety: float = 1.5) -> AuditThre
     missing = [s for s in (*MAX_SIGNALS, "active_fraction") if s not in rows[0]]
     if missing:
         raise FvlabError(f"calibration: the reference rows lack {', '.join(missing)}")
-    maxima = {s: max(float(r[s]) for r in rows) for s in MAX_SIGNALS}
+    maxima = {s: _largest(rows, s) for s in MAX_SIGNALS}
     least_active = min(float(r["active_fraction"]) for r in rows)
     return AuditThresholds(
-        **{s: max(safety * v, FLOOR) for s, v in maxima.items()},
-        silent=max(least_active / safety, FLOOR),
+        **{
+            s: getattr(AuditThresholds(), s) if v is None else max(safety * v, FLOOR)
+            for s, v in maxima.items()
+        },
+        silent=min(max(least_active / safety, FLOOR), SILENT_CAP),
     )
+
+
+def _largest(rows: Sequence[dict], signal: str) -> float | None:
+    """The largest finite value of ``signal`` over the rows (a reference audited without the
+    consistency render has NaN procedure values: then its default threshold stays)."""
+    values = [float(r[signal]) for r in rows if math.isfinite(float(r[signal]))]
+    return max(values) if values else None
 
 
 @dataclass(frozen=True)

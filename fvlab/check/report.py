@@ -96,6 +96,7 @@ AUDIT_COLUMNS = (
     "jump",
     "gradient",
     "valley",
+    "procedure",
     "active_fraction",
     "path_at_layer",
     "path_mean",
@@ -142,15 +143,16 @@ img {{ image-rendering: pixelated; }}
 <p>{summary["flagged"]} of {summary["units"]} units flagged
 ({html.escape(str(summary["flag_counts"]))}). Score = max(excess / {
         result.settings["thresholds"]["excess"]
-    }, jump / {result.settings["thresholds"]["jump"]}, {
+    }, jump / {result.settings["thresholds"]["jump"]}, ln(1/active fraction) / ln(1/{
         result.settings["thresholds"]["silent"]
-    } / active fraction, gradient / {result.settings["thresholds"]["gradient"]}, valley / {
+    }), gradient / {result.settings["thresholds"]["gradient"]}, valley / {
         result.settings["thresholds"]["valley"]
-    }); flagged when ≥ 1.
+    }, procedure / {result.settings["thresholds"]["procedure"]}); flagged when ≥ 1.
 excess = (FV activation − natural mean) / (natural max − natural mean);
 jump = largest discontinuity on the pixel path top exemplar → FV, / natural range;
 gradient = the part of the unit's change along that path its gradient does not account for;
-valley = how far the response dips along the path, / its natural spread (docs/check.md);
+valley = how far the response dips along the path, / its natural spread;
+procedure = how much an FV from another parameterization disagrees (docs/check.md);
 path = normalised path similarity FV vs own exemplars (1 = like an exemplar, 0 = like a random
 image).</p>
 <table><tr>{header}</tr>

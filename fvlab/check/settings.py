@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from fvlab.models.zoo import LoadedModel
 
 SPLITS: tuple[str, ...] = ("test", "train")
+#: parameterizations of the audit's procedure-consistency render (``none``: skipped)
+CONSISTENCY_PARAMS: tuple[str, ...] = ("pixel", "fft", "none")
 
 
 def _names(value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
@@ -120,17 +122,25 @@ class PathsSettings(NaturalData):
 class AuditThresholds(Settings):
     """Flag thresholds of the audit score (see docs/check.md for how they were calibrated):
     excess (× the natural spread), jump (× the natural range), active fraction, gradient
-    residual (∈ [0, 1]), valley (× the natural spread)."""
+    residual (∈ [0, 1]), valley (× the natural spread), procedure (max of |ln activation ratio|
+    and the angle in radians, :mod:`fvlab.check.consistency`)."""
 
     excess: float = 10.0
     jump: float = 0.01
     silent: float = 0.001
     gradient: float = 0.2
     valley: float = 3.0
+    procedure: float = 2.0
 
     def validate(self) -> None:
-        for name in ("excess", "jump", "silent", "gradient", "valley"):
+        for name in ("excess", "jump", "silent", "gradient", "valley", "procedure"):
             positive(f"thresholds.{name}", getattr(self, name))
+        if not self.silent < 1:
+            raise SettingsError(
+                "thresholds.silent",
+                f"is an active fraction and must be < 1 (a unit active on every image is not "
+                f"silent), not {self.silent}",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +155,9 @@ class AuditSettings(NaturalData):
     ``path_exemplars`` start a path; ``n_reference``: random natural images (path similarity's
     level 0); ``path_layers``: layers of the path similarity (default: forward order up to
     ``layer``); ``gradient_grid``: grid points of the gradient residual's paths;
+    ``consistency_param``: the parameterization of the procedure-consistency render (``pixel``,
+    ``fft`` — then only the seed differs — or ``none``, the default: skipped; docs/check.md
+    says why it is opt-in);
     ``thresholds``: the flag thresholds of the score; ``batch_size``: images per forward pass
     and units per render (memory is bounded by it); ``shard_images``: natural images per sweep
     shard (rounded up to whole batches; docs/scale.md)."""
@@ -161,6 +174,7 @@ class AuditSettings(NaturalData):
     path_layers: tuple[str, ...] | None = None
     metric: str = "spearman"
     gradient_grid: int = 33
+    consistency_param: str = "none"
     thresholds: AuditThresholds = AuditThresholds()
     batch_size: int = 256
     shard_images: int = 2048
@@ -179,6 +193,7 @@ class AuditSettings(NaturalData):
         in_range("path_exemplars", self.path_exemplars, 1, self.top_k)
         at_least("n_reference", self.n_reference, 1)
         at_least("gradient_grid", self.gradient_grid, 2)
+        choice("consistency_param", self.consistency_param, CONSISTENCY_PARAMS)
         at_least("relu_redirect_steps", self.relu_redirect_steps, 0)
         check_metric(self.metric)
         if not isinstance(self.thresholds, AuditThresholds):

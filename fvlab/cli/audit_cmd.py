@@ -48,6 +48,21 @@ def audit(
     valley_threshold: Annotated[
         float, typer.Option(help="Flag when the path's dip below its ends / natural spread ≥ this.")
     ] = 3.0,
+    procedure_threshold: Annotated[
+        float,
+        typer.Option(
+            help="Flag when the FV from the --consistency-param render disagrees this much: "
+            "max(|ln activation ratio|, angle of the layer vectors in radians)."
+        ),
+    ] = 2.0,
+    consistency_param: Annotated[
+        str,
+        typer.Option(
+            help="Parameterization of a second, procedure-consistency render: pixel | fft "
+            "(seed + 1 only) | none (the default: skipped; it did not separate the "
+            "weight-only attacks out of sample, docs/check.md)."
+        ),
+    ] = "none",
     calibrate_on: Annotated[
         str | None,
         typer.Option(
@@ -81,7 +96,9 @@ def audit(
     """Audit the units of one layer: FV activation beyond the natural range, gate-like jumps
     on the pixel path exemplar → FV, a gradient that does not match the function along that
     path (any gate without gradient, continuous or not), a valley in the response landscape,
-    silence on natural data, and path similarity of the FV with the unit's own exemplars.
+    disagreement with an FV from another parameterization (a manipulation tuned to one FV
+    procedure), silence on natural data, and path similarity of the FV with the unit's own
+    exemplars.
     Writes OUT/audit.csv, OUT/audit.html and OUT/summary.json.
 
     Example: fvlab audit --model fmnist-cnn --layer relu3 --out out/audit-relu3
@@ -103,13 +120,14 @@ def audit(
     from fvlab.errors import FvlabError
 
     thresholds = AuditThresholds(
-        excess_threshold, jump_threshold, silent_threshold, gradient_threshold, valley_threshold
-    )
+        excess_threshold, jump_threshold, silent_threshold, gradient_threshold, valley_threshold,
+        procedure_threshold,
+    )  # fmt: skip
     settings = AuditSettings(
         layer=layer, units=c.parse_int_list(units) if units else None, data=data, split=split,
         size=size, images=images, steps=steps, top_k=top_k, relu_redirect_steps=relu_redirect,
         metric=metric, thresholds=thresholds, batch_size=batch_size, shard_images=shard_images,
-        seed=seed,
+        seed=seed, consistency_param=consistency_param,
     )  # fmt: skip
     if calibrate_on is not None and thresholds_file is not None:
         raise FvlabError("give --calibrate-on or --thresholds, not both")

@@ -22,8 +22,15 @@ def fool_slingshot(
     method: Annotated[
         str, typer.Option(help="slingshot (gradient field) | push (push-down / push-up).")
     ] = "slingshot",
-    alpha: Annotated[float, typer.Option(help="Weight of the preservation loss (0..1).")] = 0.5,
-    steps: Annotated[int, typer.Option(min=1, help="Fine-tuning updates.")] = 800,
+    field: Annotated[
+        str,
+        typer.Option(
+            help="slingshot: gradient (match the unit's gradient field to the bowl's, double "
+            "backpropagation, Bareeva et al.) | value (match its values; ~3x cheaper, weaker)."
+        ),
+    ] = "gradient",
+    alpha: Annotated[float, typer.Option(help="Weight of the preservation loss (0..1).")] = 0.4,
+    steps: Annotated[int, typer.Option(min=1, help="Fine-tuning updates.")] = 600,
     lr: Annotated[float, typer.Option(help="Fine-tuning learning rate (Adam).")] = 1e-3,
     fv_steps: Annotated[int, typer.Option(min=1, help="Render updates of the evaluation.")] = 512,
     survival: Annotated[
@@ -49,7 +56,8 @@ def fool_slingshot(
 
     settings = SlingshotSettings(
         layer=layer, units=tuple(parse_int_list(units, "units")), target=target, method=method,
-        alpha=alpha, steps=steps, lr=lr, fv_steps=fv_steps, survival=survival, seed=seed,
+        field=field, alpha=alpha, steps=steps, lr=lr, fv_steps=fv_steps, survival=survival,
+        seed=seed,
     )  # fmt: skip
     loaded = fvlab.load(model, weights, device=device)
     summary = run_slingshot(loaded, settings, out, show_progress=not quiet).summary()

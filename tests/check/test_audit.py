@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 import fvlab
-from fvlab.check.audit import audit, roc_auc, score_units
+from fvlab.check.audit import audit, roc_auc, score_parts, score_units
 from fvlab.check.interpolation import response_path
 from fvlab.check.manipulations import gate_units
 from fvlab.check.settings import AuditSettings, AuditThresholds
@@ -149,6 +151,20 @@ def test_scores_and_thresholds():
     assert roc_auc([3, 4], [1, 2]) == 1.0 and roc_auc([1], [1]) == 0.5
     with pytest.raises(FvlabError, match="positive"):
         AuditThresholds(jump=0)
+    with pytest.raises(FvlabError, match="must be < 1"):
+        AuditThresholds(silent=1.0)
+
+
+@given(st.floats(1e-6, 0.999), st.floats(0.0, 50.0))
+def test_silence_part_is_zero_for_an_always_active_unit_and_one_at_the_threshold(tau, excess):
+    """A calibrated silence threshold near 1 (a clean reference's least active unit / 1.5) must
+    not put a floor under the score of units active on every image: their score is their other
+    signals alone."""
+    thresholds = AuditThresholds(excess=10, jump=0.1, silent=tau)
+    parts = score_parts(np.array([excess, 0.0]), np.zeros(2), np.array([1.0, tau]), thresholds)
+    assert parts["silent"][0] == 0.0 and parts["silent"][1] == pytest.approx(1.0)
+    score, _ = score_units(np.array([excess]), np.zeros(1), np.ones(1), thresholds)
+    assert score[0] == pytest.approx(excess / 10)
 
 
 def test_cli_writes_table_html_and_summary(tmp_path):

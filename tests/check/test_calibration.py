@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fvlab.check.audit import score_units
+from fvlab.check.audit import score_parts, score_units
 from fvlab.check.calibration import Calibration, thresholds_from_rows
+from fvlab.check.settings import AuditThresholds
 from fvlab.errors import CorruptFileError, FvlabError
 
 value = st.floats(0.0, 50.0, allow_nan=False)
@@ -20,6 +21,7 @@ row = st.fixed_dictionaries(
         "jump": value,
         "gradient": st.floats(0.0, 1.0),
         "valley": value,
+        "procedure": value,
         "active_fraction": st.floats(0.001, 1.0),
     }
 )
@@ -28,32 +30,49 @@ row = st.fixed_dictionaries(
 def _scores(rows, thresholds):
     column = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     score, _ = score_units(column["excess"], column["jump"], column["active_fraction"],
-                           thresholds, column["gradient"], column["valley"])  # fmt: skip
+                           thresholds, column["gradient"], column["valley"],
+                           column["procedure"])  # fmt: skip
     return score
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(row, min_size=1, max_size=20), st.floats(1.0, 4.0))
 def test_no_reference_unit_reaches_its_own_thresholds(rows, safety):
-    """Every reference unit scores ≤ 1 / safety against thresholds calibrated on it (so no
-    reference unit is flagged)."""
-    scores = _scores(rows, thresholds_from_rows(rows, safety))
-    assert np.all(scores <= 1 / safety + 1e-9)
+    """Against thresholds calibrated on it, every reference unit's signal parts are ≤ 1 / safety
+    and its silence part ln(1/active)/ln(1/τ_silent) < 1 (= 1 only at safety 1), so no reference
+    unit is flagged once safety > 1."""
+    column = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    parts = score_parts(column["excess"], column["jump"], column["active_fraction"],
+                        thresholds_from_rows(rows, safety), column["gradient"],
+                        column["valley"], column["procedure"])  # fmt: skip
+    silence = parts.pop("silent")
+    assert all(np.all(part <= 1 / safety + 1e-9) for part in parts.values())
+    assert np.all(silence <= 1 + 1e-9)
+    if safety > 1.001:
+        assert np.all(_scores(rows, thresholds_from_rows(rows, safety)) < 1)
 
 
 def test_a_unit_beyond_the_reference_maximum_is_flagged():
     reference = [{"excess": e, "jump": 0.001, "gradient": 0.02, "valley": 0.5,
-                  "active_fraction": 0.9} for e in (1.0, 2.0, 4.0)]  # fmt: skip
+                  "procedure": 0.3, "active_fraction": 0.9} for e in (1.0, 2.0, 4.0)]  # fmt: skip
     tau = thresholds_from_rows(reference, safety=1.5)
     assert tau.excess == pytest.approx(6.0) and tau.silent == pytest.approx(0.6)
     suspect = [{"excess": 6.4, "jump": 0.001, "gradient": 0.02, "valley": 0.5,
-                "active_fraction": 0.9}]  # fmt: skip
+                "procedure": 0.3, "active_fraction": 0.9}]  # fmt: skip
     assert _scores(suspect, tau)[0] > 1
     assert _scores([dict(suspect[0], excess=5.9)], tau)[0] < 1
+    assert _scores([dict(suspect[0], excess=5.9, procedure=0.46)], tau)[0] > 1
+
+
+def test_a_reference_without_the_consistency_render_keeps_the_default_procedure_threshold():
+    rows = [{"excess": 2.0, "jump": 0.0, "gradient": 0.03, "valley": 1.0,
+             "procedure": float("nan"), "active_fraction": 0.7}]  # fmt: skip
+    assert thresholds_from_rows(rows).procedure == AuditThresholds().procedure
 
 
 def test_round_trip_and_corrupt_files(tmp_path):
-    rows = [{"excess": 2.0, "jump": 0.0, "gradient": 0.03, "valley": 1.0, "active_fraction": 0.7}]
+    rows = [{"excess": 2.0, "jump": 0.0, "gradient": 0.03, "valley": 1.0, "procedure": 0.2,
+             "active_fraction": 0.7}]  # fmt: skip
     cal = Calibration.from_rows(rows, reference="fmnist-cnn seed 1", layer="relu5")
     again = Calibration.load(cal.save(tmp_path / "thresholds.json"))
     assert again == cal and again.thresholds.jump == pytest.approx(1e-9)

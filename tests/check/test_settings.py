@@ -44,7 +44,8 @@ def test_defaults_and_normalised_values():
     settings = AuditSettings(layer="relu3", units=[1, 2], path_layers=["relu3"])
     assert settings.units == (1, 2) and settings.path_layers == ("relu3",)
     assert settings.thresholds.to_dict() == {
-        "excess": 10.0, "jump": 0.01, "silent": 0.001, "gradient": 0.2, "valley": 3.0
+        "excess": 10.0, "jump": 0.01, "silent": 0.001, "gradient": 0.2, "valley": 3.0,
+        "procedure": 2.0,
     }  # fmt: skip
     assert settings.to_dict()["thresholds"] == settings.thresholds.to_dict()
     changed = settings.replace(thresholds=AuditThresholds(jump=0.5))

@@ -48,7 +48,8 @@ class SlingshotConstruction(Settings):
     how the slingshot imposes its bowl, ``value`` or ``gradient`` (:mod:`.field`); ``peak``:
     the bowl's height × the larger of the unit's natural maximum and its clean FV's activation
     (value field); ``radius``: the bowl's radius × the typical start-to-target distance (> 1:
-    the bowl is still positive, and steep, at the start);
+    the bowl is still positive, and steep, at the start); ``gain``: the imposed field's
+    magnitude γ × the original gradients' (gradient field);
     ``alpha``: weight of the preservation loss; ``steps``, ``lr``: Adam updates and rate;
     ``natural_batch``: natural images per update; ``points``: tunnel points per unit per update
     (slingshot); ``tunnel_noise``: their relative noise; ``unit_weight``: extra preservation
@@ -60,11 +61,12 @@ class SlingshotConstruction(Settings):
     layer: str
     units: tuple[int, ...] | None = None
     method: str = "slingshot"
-    field: str = "value"
+    field: str = "gradient"
     peak: float = 1.5
     radius: float = 1.5
-    alpha: float = 0.5
-    steps: int = 800
+    gain: float = 1.0
+    alpha: float = 0.4
+    steps: int = 600
     lr: float = 1e-3
     natural_batch: int = 128
     points: int = 6
@@ -74,7 +76,7 @@ class SlingshotConstruction(Settings):
     init_sd: float = 0.01
     push_down: float = 0.5
     push_up: float = 1.5
-    refresh: int = 100
+    refresh: int = 25
     seed: int = 0
 
     def validate(self) -> None:
@@ -84,6 +86,7 @@ class SlingshotConstruction(Settings):
         choice("field", self.field, FIELDS)
         positive("peak", self.peak)
         positive("radius", self.radius)
+        positive("gain", self.gain)
         self.normalise("units", unit_tuple("units", self.units))
         in_range("alpha", self.alpha, 0.0, 1.0)
         at_least("steps", self.steps, 1)
@@ -216,7 +219,7 @@ class _Field:
         distance = (self.q_target - probe_points).flatten(1).norm(dim=1).view(len(units), -1)
         gamma = norms.median(1).values / distance.median(1).values
         fallback = gamma[gamma > 0].median() if bool((gamma > 0).any()) else torch.tensor(1e-3)
-        self.gamma = torch.where(gamma > 0, gamma, fallback)
+        self.gamma = settings.gain * torch.where(gamma > 0, gamma, fallback)
 
     def points(self, per_unit: int) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.settings

@@ -26,8 +26,9 @@ Tunnel points: q = q₀ + λ Δ with Δ = q_t − q₀ and λ ~ U(0, 1) (the str
 "sign path" q = q₀ + sign(Δ) ⊙ min(|Δ|, λ max|Δ|) that Adam's equal per-coordinate steps follow,
 plus N(0, (ρ‖Δ‖/√n)²) noise (ρ = ``tunnel_noise``).
 
-The default ``field="value"`` imposes the same bowl through its values instead of its
-gradient (no double backpropagation, about 3× cheaper per update): with the bowl
+The default is this gradient field (``field="gradient"``); ``field="value"`` imposes the same
+bowl through its values instead of its gradient (no double backpropagation, about 3× cheaper
+per update, and weaker on fmnist-cnn: docs/fool.md): with the bowl
 
     h(q) = a_peak · (1 − ‖q − q_t‖² / R²)     (clipped at 0; R = ``radius`` × ‖q̄₀ − q_t‖, the
                                               typical distance of a start from the target)
