@@ -22,19 +22,29 @@ Leave-one-family-out: since no family enters the calibration, every family is un
 thresholds are fixed; per family the script reports ROC AUC (family vs the evaluation model's
 clean units), the TPR at the score cut that flags 5 % of the CALIBRATION units, the clean
 false-flag rate of that cut on the evaluation model, and the same at the audit's own cut
-(score ≥ 1). Every figure is printed, also the bad ones.
+(score ≥ 1). A second negative: the embedded model fine-tuned on its own task with the
+slingshot's optimiser budget and no manipulation (:func:`fine_tuned_control`), whose false-flag
+rate says whether a signal flags any fine-tune. Every figure is printed, also the bad ones.
+The audit runs with its defaults (exemplar hold 64 updates; the procedure-consistency render
+off unless ``--consistency-param pixel``).
+
+Which variant of the exemplar hold the audit uses (64 updates, mean over the top 3 exemplars)
+was chosen among eight (16…256 updates, 1 or 3 exemplars) on the slingshot and push-down/up
+units of family seeds 0 and 1 (an exploration, not in this script); ``--family-seed 2`` (units
+and construction seeds never used in that choice) is its out-of-sample confirmation.
 
 A second combination rule is measured beside the audit's (it is not part of the audit): the
 **novelty** score, the Mahalanobis distance of a unit's log-signals z = ln(max(s, 1e-6)) for
-s ∈ SIGNALS from the calibration model's units, d² = (z − μ)ᵀ Σ⁻¹ (z − μ) with μ, Σ their mean
-and covariance (Σ shrunk half-way to its diagonal: 64 units, 5 signals). It is two-sided — a
-unit unusually smooth or unusually consistent is as atypical as one unusually far out — and
-its 5 % cut is again taken on the calibration units. It was designed after seeing the run with
-``--family-seed 0``; ``--family-seed 1`` (other units, other construction seeds) is its
-confirmation on families it was not designed on.
+s ∈ SIGNALS (those measured) from the calibration model's units, d² = (z − μ)ᵀ Σ⁻¹ (z − μ) with
+μ, Σ their mean and covariance (Σ shrunk half-way to its diagonal: 64 units, up to 6
+signals). It is two-sided — a unit unusually smooth or unusually consistent is as atypical as
+one unusually far out — and its 5 % cut is again taken on the calibration units. It was
+designed after seeing the run with ``--family-seed 0`` (before the hold signal existed);
+``--family-seed 1`` and ``2`` (other units, other construction seeds) confirm it on families
+it was not designed on.
 
 Usage: .venv/bin/python benchmarks/audit_generalisation.py [--steps 256] [--images 2000]
-       [--family-seed 0] [--work out/audit-generalisation]
+       [--family-seed 0] [--consistency-param none] [--work out/audit-generalisation]
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ import numpy as np
 import torch
 
 CALIBRATION_WEIGHTS = Path(__file__).parent.parent / "fvlab/check/weights/fmnist-cnn-seed1.pt"
-SIGNALS = ("excess", "jump", "gradient", "valley", "procedure")
+SIGNALS = ("excess", "jump", "gradient", "valley", "procedure", "hold")
 
 
 def thresholds_from(rows: list[dict], safety: float) -> dict[str, float]:
@@ -61,34 +71,67 @@ def thresholds_from(rows: list[dict], safety: float) -> dict[str, float]:
 
 
 def scores(rows: list[dict], tau: dict[str, float]) -> np.ndarray:
-    """The audit's score (:func:`fvlab.check.audit.score_units`) under thresholds ``tau``."""
+    """The audit's score (:func:`fvlab.check.audit.score_units`) under thresholds ``tau``; a
+    signal the audit skipped (NaN) is not scored, as in the audit."""
     from fvlab.check.audit import score_units
     from fvlab.check.settings import AuditThresholds
 
     thresholds = AuditThresholds(**{s: tau[s] for s in SIGNALS}, silent=tau["active_fraction"])
     column = {k: np.array([r[k] for r in rows], float) for k in (*SIGNALS, "active_fraction")}
+    optional = {s: column[s] if s in measured(rows) else None
+                for s in ("gradient", "valley", "procedure", "hold")}  # fmt: skip
     score, _ = score_units(column["excess"], column["jump"], column["active_fraction"],
-                           thresholds, column["gradient"], column["valley"],
-                           column["procedure"])  # fmt: skip
+                           thresholds, **optional)  # fmt: skip
     return score
 
 
+def measured(rows: list[dict]) -> list[str]:
+    """The signals the audit measured (a skipped one, e.g. procedure without the consistency
+    render, is NaN)."""
+    return [s for s in SIGNALS if np.isfinite([r[s] for r in rows]).all()]
+
+
 class Novelty:
-    """The novelty rule (module docstring): fitted on the calibration rows only."""
+    """The novelty rule (module docstring): fitted on the calibration rows only, over the
+    signals they have."""
 
     def __init__(self, rows: list[dict]):
+        self.signals = measured(rows)
         z = self._log_signals(rows)
         self.mean = z.mean(0)
         cov = np.cov(z.T)
         self.precision = np.linalg.inv(0.5 * cov + 0.5 * np.diag(np.diag(cov)))
 
-    @staticmethod
-    def _log_signals(rows: list[dict]) -> np.ndarray:
-        return np.log(np.maximum(np.array([[r[s] for s in SIGNALS] for r in rows], float), 1e-6))
+    def _log_signals(self, rows: list[dict]) -> np.ndarray:
+        values = np.array([[r[s] for s in self.signals] for r in rows], float)
+        return np.log(np.maximum(values, 1e-6))
 
     def __call__(self, rows: list[dict]) -> np.ndarray:
         z = self._log_signals(rows) - self.mean
         return np.einsum("ij,jk,ik->i", z, self.precision, z)
+
+
+def fine_tuned_control(model, seed: int, steps: int = 600):
+    """A clean negative control: a copy of ``model`` fine-tuned on its own task (cross-entropy
+    on Fashion-MNIST train images, Adam lr 1e-3, ``steps`` updates of 128 images, batch-norm
+    statistics frozen — the slingshot's optimiser budget) with no manipulation. Its units show
+    whether a signal flags *any* fine-tune rather than a manipulation."""
+    from fvlab.data.fashion_mnist import FashionMNIST
+    from fvlab.fool.install import fresh_copy
+
+    tuned = fresh_copy(model)
+    tuned.module.eval().requires_grad_(True)
+    x, y = FashionMNIST("train").load()
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(tuned.module.parameters(), lr=1e-3)
+    for _ in range(steps):
+        pick = torch.randint(len(x), (128,), generator=generator)
+        loss = torch.nn.functional.cross_entropy(tuned(x[pick]), y[pick])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    tuned.module.requires_grad_(False)
+    return tuned
 
 
 def build_families(model, args) -> dict:
@@ -133,6 +176,11 @@ def main() -> None:
         default=0,
         help="seed of the attack constructions; also shifts their units",
     )
+    parser.add_argument(
+        "--consistency-param",
+        default="none",
+        help="the audit's procedure-consistency render (none = the audit's default; pixel, fft)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("out/audit-generalisation"))
     args = parser.parse_args()
@@ -145,8 +193,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     natural = FashionMNIST("test", stop=args.images)
     settings = AuditSettings(
-        layer="relu3", steps=args.steps, path_layers=["relu3"], consistency_param="pixel"
-    )  # the procedure-consistency render too
+        layer="relu3", steps=args.steps, path_layers=["relu3"],
+        consistency_param=args.consistency_param,
+    )  # fmt: skip
 
     def run(model, units=None):
         start = time.perf_counter()
@@ -182,6 +231,22 @@ def main() -> None:
         f"{report['clean_eval']['fpr_at_1']:.1%} at score ≥ 1; novelty rule "
         f"{report['clean_eval']['novelty_fpr_at_cut']:.1%} at its 5 % cut"
     )
+    tuned, seconds = run(fine_tuned_control(model, args.family_seed))
+    tuned_scores, tuned_novelty = scores(tuned, tau), novelty(tuned)
+    report["fine_tuned_control"] = {
+        "units": len(tuned), "rows": tuned, "seconds": seconds,
+        "fpr_at_cut": float((tuned_scores >= cut).mean()),
+        "fpr_at_1": float((tuned_scores >= 1).mean()),
+        "novelty_fpr_at_cut": float((tuned_novelty >= novelty_cut).mean()),
+        "auc_vs_clean": roc_auc(tuned_scores, clean_scores),
+    }  # fmt: skip
+    control = report["fine_tuned_control"]
+    print(
+        f"fine-tuned clean control (cross-entropy, 600 updates, {len(tuned)} units): false flags "
+        f"{control['fpr_at_cut']:.1%} at the 5 % cut, {control['fpr_at_1']:.1%} at score ≥ 1; "
+        f"novelty rule {control['novelty_fpr_at_cut']:.1%}; AUC vs clean "
+        f"{control['auc_vs_clean']:.3f}"
+    )
     for name, make in build_families(model, args).items():
         start = time.perf_counter()
         try:
@@ -193,7 +258,8 @@ def main() -> None:
         built = time.perf_counter() - start
         rows, seconds = run(fooled, units)
         s = scores(rows, tau)
-        reasons = {sig: int(sum(r[sig] >= tau[sig] for r in rows)) for sig in SIGNALS}
+        signals = measured(rows)
+        reasons = {sig: int(sum(r[sig] >= tau[sig] for r in rows)) for sig in signals}
         entry = {
             "units": len(rows),
             "auc": roc_auc(s, clean_scores),
@@ -202,10 +268,10 @@ def main() -> None:
             "novelty_auc": roc_auc(novelty(rows), clean_novelty),
             "novelty_tpr_at_cut": float((novelty(rows) >= novelty_cut).mean()),
             "reasons": reasons,
-            "median": {sig: float(np.median([r[sig] for r in rows])) for sig in SIGNALS},
+            "median": {sig: float(np.median([r[sig] for r in rows])) for sig in signals},
             # each signal on its own against the clean evaluation units (higher = suspect)
             "auc_by_signal": {
-                sig: roc_auc([r[sig] for r in rows], [r[sig] for r in clean]) for sig in SIGNALS
+                sig: roc_auc([r[sig] for r in rows], [r[sig] for r in clean]) for sig in signals
             },
             "rows": rows,
             "build_seconds": round(built, 1),

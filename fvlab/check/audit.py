@@ -43,16 +43,23 @@ For every unit u (channel spatial mean, or a linear layer's output) the audit me
               the layer's channel-mean vectors of the two); ≈ 0 when both procedures find the
               same thing, large when a manipulation tuned to one FV procedure does not hold for
               another (push-down / push-up). Needs no discontinuity and no extra module.
+* ``hold``    exemplar hold (:mod:`fvlab.check.exemplar_hold`; ``hold_steps`` > 0, the
+              default 64): the FV procedure is started from each of u's top ``path_exemplars``
+              exemplars instead of grey, and hold = −ln(1 − max(0, mean_e r_e)) with r_e the
+              pixel correlation of exemplar e with where its ascent is after ``hold_steps``
+              updates. Clean units' ascents leave their exemplars; weight-only manipulations
+              (slingshot, push-down / push-up) leave the exemplars on a plateau they hardly
+              leave (an empirical finding on fmnist-cnn, docs/check.md).
 
 Score = max over the parts excess / thresholds.excess, jump / thresholds.jump, ln(1 / active) /
 ln(1 / thresholds.silent), gradient / thresholds.gradient, valley / thresholds.valley, procedure /
-thresholds.procedure; a unit is flagged when its score is >= 1, with the reasons
-(``out_of_distribution``, ``gate``, ``silent``, ``gradient``, ``valley``, ``procedure``) that
-crossed their threshold. The silence part is 0 for a unit active on every natural image and 1
-at active = thresholds.silent (a ratio thresholds.silent / active would put a floor under every
-unit's score that, once the threshold is calibrated near 1, hides the other signals below it).
-Units are rendered in batches of ``batch_size`` units
-(one optimisation each), so memory is bounded whatever the layer's width.
+thresholds.procedure, hold / thresholds.hold; a unit is flagged when its score is >= 1, with the
+reasons (``out_of_distribution``, ``gate``, ``silent``, ``gradient``, ``valley``, ``procedure``,
+``hold``) that crossed their threshold. The silence part is 0 for a unit active on every
+natural image and 1 at active = thresholds.silent (a ratio thresholds.silent / active would put
+a floor under every unit's score that, once the threshold is calibrated near 1, hides the other
+signals below it). Units are rendered in batches of ``batch_size`` units (one optimisation
+each), so memory is bounded whatever the layer's width.
 
 :func:`audit` runs the steps on a dataset; :func:`run_audit` is the job (``fvlab audit``):
 natural images from the settings, :func:`audit`, and :meth:`AuditResult.save` (audit.csv,
@@ -70,6 +77,7 @@ import numpy as np
 import torch
 
 from fvlab.check.consistency import Consistency, procedure_consistency
+from fvlab.check.exemplar_hold import exemplar_hold
 from fvlab.check.gradient_path import gradient_path
 from fvlab.check.interpolation import PathResponse, response_path
 from fvlab.check.paths import ExemplarPaths, exemplar_path_similarity
@@ -86,7 +94,7 @@ if TYPE_CHECKING:
     from fvlab.engine.base import Engine
     from fvlab.models.zoo import LoadedModel
 
-FLAGS = ("out_of_distribution", "gate", "silent", "gradient", "valley", "procedure")
+FLAGS = ("out_of_distribution", "gate", "silent", "gradient", "valley", "procedure", "hold")
 
 
 @dataclass
@@ -154,6 +162,7 @@ def score_parts(
     gradient: np.ndarray | None = None,
     valley: np.ndarray | None = None,
     procedure: np.ndarray | None = None,
+    hold: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Each signal divided by its threshold (≥ 1 = flagged), per unit (module docstring)."""
     parts = {
@@ -167,6 +176,8 @@ def score_parts(
         parts["valley"] = valley / thresholds.valley
     if procedure is not None:
         parts["procedure"] = procedure / thresholds.procedure
+    if hold is not None:
+        parts["hold"] = hold / thresholds.hold
     return parts
 
 
@@ -178,9 +189,10 @@ def score_units(
     gradient: np.ndarray | None = None,
     valley: np.ndarray | None = None,
     procedure: np.ndarray | None = None,
+    hold: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[list[str]]]:
     """Combined score and flag reasons per unit (see the module docstring)."""
-    parts = score_parts(excess, jump, active, thresholds, gradient, valley, procedure)
+    parts = score_parts(excess, jump, active, thresholds, gradient, valley, procedure, hold)
     score = np.max(np.stack(list(parts.values())), axis=0)
     flags = [[name for name, part in parts.items() if part[i] >= 1] for i in range(len(score))]
     return score, flags
@@ -446,7 +458,8 @@ def audit(
     to show); (3) response paths from each of the unit's top ``path_exemplars`` exemplars to
     its final FV and to each snapshot, with bisected jumps (several exemplars: a gate may
     misroute the most extreme natural image, and a path whose two ends it routes alike has
-    nothing to jump); (4) exemplar path similarity; (5) scores and flags.
+    nothing to jump); (4) exemplar path similarity; (5) with ``hold_steps`` > 0, the
+    exemplar hold (ascents from the top ``path_exemplars`` exemplars); (6) scores and flags.
 
     Steps 1 and 2 are sharded (dataset slices of ``shard_images`` images; chunks of
     ``batch_size`` units) and run on ``engine`` (default: this process); with ``out``, each
@@ -473,7 +486,8 @@ def audit(
     if settings.consistency_param != "none":
         other = _render(model, settings, unit_ids, show_progress, run, other_procedure=True)
     exemplars, reference = _fetch(dataset, natural, fv.images.shape[-1], settings.batch_size)
-    with progress_bar("audit: paths", 3, show_progress) as advance:
+    hold = None
+    with progress_bar("audit: paths", 3 + bool(settings.hold_steps), show_progress) as advance:
         response, jumps = _chunked_jumps(model, settings, unit_ids, exemplars, fv.endpoints)
         advance(1)
         gradient = np.concatenate(
@@ -490,6 +504,12 @@ def audit(
             batch_size=settings.batch_size,
         )  # fmt: skip
         advance(1)
+        if settings.hold_steps:
+            hold = exemplar_hold(
+                model, layer, unit_ids, exemplars[:, : settings.path_exemplars],
+                steps=settings.hold_steps, seed=settings.seed, batch_size=settings.batch_size,
+            ).hold  # fmt: skip
+            advance(1)
     consistency = None
     if other is not None:
         consistency = procedure_consistency(
@@ -497,7 +517,7 @@ def audit(
             np.maximum(natural.max - natural.mean, 1e-12), settings.batch_size,
         )  # fmt: skip
     rows = _rows(unit_ids, natural, fv, response, jumps, paths, gradient, settings.thresholds,
-                 consistency)  # fmt: skip
+                 consistency, hold)  # fmt: skip
     used = {
         "steps": settings.steps,
         "top_k": settings.top_k,
@@ -512,6 +532,7 @@ def audit(
         "path_endpoints": fv.endpoint_steps,
         "gradient_grid": settings.gradient_grid,
         "consistency_param": settings.consistency_param,
+        "hold_steps": settings.hold_steps,
         "batch_size": settings.batch_size,
         "shard_images": settings.shard_images,
     }
@@ -528,9 +549,11 @@ def _rows(
     gradient: np.ndarray,
     thresholds: AuditThresholds,
     consistency: Consistency | None = None,
+    hold: np.ndarray | None = None,
 ) -> list[dict]:
-    """Step 5: the measures, score and flags of every unit (module docstring); without
-    ``consistency`` (``consistency_param="none"``) the procedure columns are NaN and unscored."""
+    """Step 6: the measures, score and flags of every unit (module docstring); without
+    ``consistency`` (``consistency_param="none"``) the procedure columns, without ``hold``
+    (``hold_steps=0``) the hold column are NaN and unscored."""
     n_units, n_ends = len(unit_ids), len(fv.endpoints)
     worst = jumps.argmax(0)
     pick = worst * n_units + torch.arange(n_units)
@@ -541,8 +564,9 @@ def _rows(
     residual = gradient.max(0)
     procedure = None if consistency is None else consistency.procedure
     score, flags = score_units(excess, jump, natural.active, thresholds, residual, valley,
-                               procedure)  # fmt: skip
+                               procedure, hold)  # fmt: skip
     nan = np.full(n_units, np.nan)
+    hold = nan if hold is None else hold
     ratio, angle = (nan, nan) if consistency is None else (consistency.ratio, consistency.angle)
     procedure = nan if procedure is None else procedure
     normalised = paths.normalised
@@ -562,6 +586,7 @@ def _rows(
             "procedure": float(procedure[i]),
             "procedure_ratio": float(ratio[i]),
             "procedure_angle": float(angle[i]),
+            "hold": float(hold[i]),
             "path_at_layer": float(normalised[-1, i]),
             "path_mean": float(np.nanmean(normalised[:, i])),
             "fv_activation": float(fv.activation[i]),

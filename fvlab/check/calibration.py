@@ -7,7 +7,7 @@ are small. Calibration takes them from the same layer of a *second, clean* model
 architecture (fmnist-cnn: the seed-1 retrain ``fvlab/check/weights/fmnist-cnn-seed1.pt``):
 
     τ_s = safety × max_{u ∈ reference layer} s(u)    for s ∈ {excess, jump, gradient, valley,
-                                                               procedure}
+                                                               procedure, hold}
     τ_silent = min_{u ∈ reference layer} active(u) / safety        (capped at 1 − 1e-6: a
                                                                      fraction below 1)
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from fvlab.models.zoo import LoadedModel
 
 #: the signals whose calibrated threshold is safety × the reference maximum
-MAX_SIGNALS = ("excess", "jump", "gradient", "valley", "procedure")
+MAX_SIGNALS = ("excess", "jump", "gradient", "valley", "procedure", "hold")
 FORMAT = "fvlab-audit-calibration"
 VERSION = 1
 #: a threshold is never below this (a reference value of exactly 0 must not make τ = 0)
@@ -70,7 +70,8 @@ def thresholds_from_rows(rows: Sequence[dict], safety: float = 1.5) -> AuditThre
 
 def _largest(rows: Sequence[dict], signal: str) -> float | None:
     """The largest finite value of ``signal`` over the rows (a reference audited without the
-    consistency render has NaN procedure values: then its default threshold stays)."""
+    consistency render or the exemplar hold has NaN values there: then its default threshold
+    stays)."""
     values = [float(r[signal]) for r in rows if math.isfinite(float(r[signal]))]
     return max(values) if values else None
 

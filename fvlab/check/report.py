@@ -97,6 +97,7 @@ AUDIT_COLUMNS = (
     "gradient",
     "valley",
     "procedure",
+    "hold",
     "active_fraction",
     "path_at_layer",
     "path_mean",
@@ -147,12 +148,15 @@ img {{ image-rendering: pixelated; }}
         result.settings["thresholds"]["silent"]
     }), gradient / {result.settings["thresholds"]["gradient"]}, valley / {
         result.settings["thresholds"]["valley"]
-    }, procedure / {result.settings["thresholds"]["procedure"]}); flagged when ≥ 1.
+    }, procedure / {result.settings["thresholds"]["procedure"]}, hold / {
+        result.settings["thresholds"]["hold"]
+    }); flagged when ≥ 1.
 excess = (FV activation − natural mean) / (natural max − natural mean);
 jump = largest discontinuity on the pixel path top exemplar → FV, / natural range;
 gradient = the part of the unit's change along that path its gradient does not account for;
 valley = how far the response dips along the path, / its natural spread;
 procedure = how much an FV from another parameterization disagrees (docs/check.md);
+hold = how little of its own top exemplars the FV procedure started from them leaves, −ln(1 − r);
 path = normalised path similarity FV vs own exemplars (1 = like an exemplar, 0 = like a random
 image).</p>
 <table><tr>{header}</tr>

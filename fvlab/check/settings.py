@@ -123,7 +123,8 @@ class AuditThresholds(Settings):
     """Flag thresholds of the audit score (see docs/check.md for how they were calibrated):
     excess (× the natural spread), jump (× the natural range), active fraction, gradient
     residual (∈ [0, 1]), valley (× the natural spread), procedure (max of |ln activation ratio|
-    and the angle in radians, :mod:`fvlab.check.consistency`)."""
+    and the angle in radians, :mod:`fvlab.check.consistency`), hold (nats,
+    :mod:`fvlab.check.exemplar_hold`; 3.0 ↔ an exemplar-started ascent keeping r ≥ 0.95)."""
 
     excess: float = 10.0
     jump: float = 0.01
@@ -131,9 +132,10 @@ class AuditThresholds(Settings):
     gradient: float = 0.2
     valley: float = 3.0
     procedure: float = 2.0
+    hold: float = 3.0
 
     def validate(self) -> None:
-        for name in ("excess", "jump", "silent", "gradient", "valley", "procedure"):
+        for name in ("excess", "jump", "silent", "gradient", "valley", "procedure", "hold"):
             positive(f"thresholds.{name}", getattr(self, name))
         if not self.silent < 1:
             raise SettingsError(
@@ -157,7 +159,8 @@ class AuditSettings(NaturalData):
     ``layer``); ``gradient_grid``: grid points of the gradient residual's paths;
     ``consistency_param``: the parameterization of the procedure-consistency render (``pixel``,
     ``fft`` — then only the seed differs — or ``none``, the default: skipped; docs/check.md
-    says why it is opt-in);
+    says why it is opt-in); ``hold_steps``: updates of the exemplar-hold ascents from the top
+    ``path_exemplars`` exemplars (:mod:`fvlab.check.exemplar_hold`; 0: skipped, NaN, unscored);
     ``thresholds``: the flag thresholds of the score; ``batch_size``: images per forward pass
     and units per render (memory is bounded by it); ``shard_images``: natural images per sweep
     shard (rounded up to whole batches; docs/scale.md)."""
@@ -175,6 +178,7 @@ class AuditSettings(NaturalData):
     metric: str = "spearman"
     gradient_grid: int = 33
     consistency_param: str = "none"
+    hold_steps: int = 64
     thresholds: AuditThresholds = AuditThresholds()
     batch_size: int = 256
     shard_images: int = 2048
@@ -194,6 +198,7 @@ class AuditSettings(NaturalData):
         at_least("n_reference", self.n_reference, 1)
         at_least("gradient_grid", self.gradient_grid, 2)
         choice("consistency_param", self.consistency_param, CONSISTENCY_PARAMS)
+        at_least("hold_steps", self.hold_steps, 0)
         at_least("relu_redirect_steps", self.relu_redirect_steps, 0)
         check_metric(self.metric)
         if not isinstance(self.thresholds, AuditThresholds):

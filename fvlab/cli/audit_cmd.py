@@ -63,6 +63,21 @@ def audit(
             "weight-only attacks out of sample, docs/check.md)."
         ),
     ] = "none",
+    hold_steps: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Updates of the exemplar-hold ascents (the FV procedure started from each of "
+            "the unit's top 3 exemplars); 0 skips them (docs/check.md).",
+        ),
+    ] = 64,
+    hold_threshold: Annotated[
+        float,
+        typer.Option(
+            help="Flag when the exemplar hold −ln(1 − r) ≥ this (r: what is left of the "
+            "exemplars after --hold-steps updates; 3.0 ↔ r 0.95)."
+        ),
+    ] = 3.0,
     calibrate_on: Annotated[
         str | None,
         typer.Option(
@@ -97,7 +112,8 @@ def audit(
     on the pixel path exemplar → FV, a gradient that does not match the function along that
     path (any gate without gradient, continuous or not), a valley in the response landscape,
     disagreement with an FV from another parameterization (a manipulation tuned to one FV
-    procedure), silence on natural data, and path similarity of the FV with the unit's own
+    procedure), ascents from the unit's own exemplars that hardly leave them (weight-only
+    fine-tunes), silence on natural data, and path similarity of the FV with the unit's own
     exemplars.
     Writes OUT/audit.csv, OUT/audit.html and OUT/summary.json.
 
@@ -121,13 +137,13 @@ def audit(
 
     thresholds = AuditThresholds(
         excess_threshold, jump_threshold, silent_threshold, gradient_threshold, valley_threshold,
-        procedure_threshold,
+        procedure_threshold, hold_threshold,
     )  # fmt: skip
     settings = AuditSettings(
         layer=layer, units=c.parse_int_list(units) if units else None, data=data, split=split,
         size=size, images=images, steps=steps, top_k=top_k, relu_redirect_steps=relu_redirect,
         metric=metric, thresholds=thresholds, batch_size=batch_size, shard_images=shard_images,
-        seed=seed, consistency_param=consistency_param,
+        seed=seed, consistency_param=consistency_param, hold_steps=hold_steps,
     )  # fmt: skip
     if calibrate_on is not None and thresholds_file is not None:
         raise FvlabError("give --calibrate-on or --thresholds, not both")

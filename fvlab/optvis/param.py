@@ -152,6 +152,34 @@ class FFTImage(_ImageParam):
         scaled = torch.view_as_complex(self.spectrum) * self.scale
         return torch.fft.irfft2(scaled, s=(h, w), norm="ortho") / 4.0
 
+    @classmethod
+    def starting_at(cls, images: torch.Tensor, decay_power: float = 1.0) -> FFTImage:
+        """An FFT image whose start is ``images`` (B, C, H, W) in [0, 1] (up to the clip of
+        :func:`fft_preimage`), to be optimised from there."""
+        b, c, h, w = images.shape
+        image = cls(b, c, (h, w), sd=0.0, decay_power=decay_power)
+        image.spectrum = nn.Parameter(fft_preimage(images, decay_power).to(images.device))
+        return image
+
+
+#: the FFT image's sigmoid never reaches 0 or 1: images are clipped to [CLIP, 1 − CLIP] first
+PREIMAGE_CLIP = 0.02
+
+
+def fft_preimage(images: torch.Tensor, decay_power: float = 1.0) -> torch.Tensor:
+    """The spectrum S with :class:`FFTImage`'s image x(S) = clip(images) exactly (float64
+    inside): with y = logit(clip(x, ε, 1 − ε)) (ε = :data:`PREIMAGE_CLIP`), undo the colour
+    decorrelation (y ← M⁻¹ y for 3 channels, :func:`decorrelate_colors`), then
+    S = rfft2(4 y, ortho) / scale. (B, C, H, W) → (B, C, H, W//2 + 1, 2)."""
+    x = images.double().clamp(PREIMAGE_CLIP, 1 - PREIMAGE_CLIP)
+    y = torch.log(x / (1 - x))
+    if y.shape[1] == 3:
+        inverse = torch.linalg.inv(color_matrix().double()).to(y.device)
+        y = torch.einsum("ck,bkhw->bchw", inverse, y)
+    scale = fft_scale(*y.shape[-2:], decay_power).double().to(y.device)
+    spectrum = torch.fft.rfft2(4.0 * y, norm="ortho") / scale
+    return torch.view_as_real(spectrum).float()
+
 
 def estimate_magnitude(
     images: Iterable[torch.Tensor], size: int | tuple[int, int], max_images: int = 2000

@@ -22,6 +22,7 @@ row = st.fixed_dictionaries(
         "gradient": st.floats(0.0, 1.0),
         "valley": value,
         "procedure": value,
+        "hold": value,
         "active_fraction": st.floats(0.001, 1.0),
     }
 )
@@ -31,7 +32,7 @@ def _scores(rows, thresholds):
     column = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     score, _ = score_units(column["excess"], column["jump"], column["active_fraction"],
                            thresholds, column["gradient"], column["valley"],
-                           column["procedure"])  # fmt: skip
+                           column["procedure"], column["hold"])  # fmt: skip
     return score
 
 
@@ -44,7 +45,7 @@ def test_no_reference_unit_reaches_its_own_thresholds(rows, safety):
     column = {k: np.array([r[k] for r in rows]) for k in rows[0]}
     parts = score_parts(column["excess"], column["jump"], column["active_fraction"],
                         thresholds_from_rows(rows, safety), column["gradient"],
-                        column["valley"], column["procedure"])  # fmt: skip
+                        column["valley"], column["procedure"], column["hold"])  # fmt: skip
     silence = parts.pop("silent")
     assert all(np.all(part <= 1 / safety + 1e-9) for part in parts.values())
     assert np.all(silence <= 1 + 1e-9)
@@ -54,25 +55,29 @@ def test_no_reference_unit_reaches_its_own_thresholds(rows, safety):
 
 def test_a_unit_beyond_the_reference_maximum_is_flagged():
     reference = [{"excess": e, "jump": 0.001, "gradient": 0.02, "valley": 0.5,
-                  "procedure": 0.3, "active_fraction": 0.9} for e in (1.0, 2.0, 4.0)]  # fmt: skip
+                  "procedure": 0.3, "hold": 1.2 * e, "active_fraction": 0.9}
+                 for e in (1.0, 2.0, 4.0)]  # fmt: skip
     tau = thresholds_from_rows(reference, safety=1.5)
     assert tau.excess == pytest.approx(6.0) and tau.silent == pytest.approx(0.6)
     suspect = [{"excess": 6.4, "jump": 0.001, "gradient": 0.02, "valley": 0.5,
-                "procedure": 0.3, "active_fraction": 0.9}]  # fmt: skip
+                "procedure": 0.3, "hold": 1.0, "active_fraction": 0.9}]  # fmt: skip
     assert _scores(suspect, tau)[0] > 1
     assert _scores([dict(suspect[0], excess=5.9)], tau)[0] < 1
     assert _scores([dict(suspect[0], excess=5.9, procedure=0.46)], tau)[0] > 1
+    assert tau.hold == pytest.approx(1.5 * 4.8)  # the exemplar hold: safety × the largest too
+    assert _scores([dict(suspect[0], excess=5.9, hold=7.3)], tau)[0] > 1
 
 
 def test_a_reference_without_the_consistency_render_keeps_the_default_procedure_threshold():
     rows = [{"excess": 2.0, "jump": 0.0, "gradient": 0.03, "valley": 1.0,
-             "procedure": float("nan"), "active_fraction": 0.7}]  # fmt: skip
-    assert thresholds_from_rows(rows).procedure == AuditThresholds().procedure
+             "procedure": float("nan"), "hold": float("nan"), "active_fraction": 0.7}]  # fmt: skip
+    tau = thresholds_from_rows(rows)
+    assert tau.procedure == AuditThresholds().procedure and tau.hold == AuditThresholds().hold
 
 
 def test_round_trip_and_corrupt_files(tmp_path):
     rows = [{"excess": 2.0, "jump": 0.0, "gradient": 0.03, "valley": 1.0, "procedure": 0.2,
-             "active_fraction": 0.7}]  # fmt: skip
+             "hold": 1.5, "active_fraction": 0.7}]  # fmt: skip
     cal = Calibration.from_rows(rows, reference="fmnist-cnn seed 1", layer="relu5")
     again = Calibration.load(cal.save(tmp_path / "thresholds.json"))
     assert again == cal and again.thresholds.jump == pytest.approx(1e-9)

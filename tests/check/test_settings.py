@@ -45,7 +45,7 @@ def test_defaults_and_normalised_values():
     assert settings.units == (1, 2) and settings.path_layers == ("relu3",)
     assert settings.thresholds.to_dict() == {
         "excess": 10.0, "jump": 0.01, "silent": 0.001, "gradient": 0.2, "valley": 3.0,
-        "procedure": 2.0,
+        "procedure": 2.0, "hold": 3.0,
     }  # fmt: skip
     assert settings.to_dict()["thresholds"] == settings.thresholds.to_dict()
     changed = settings.replace(thresholds=AuditThresholds(jump=0.5))

@@ -122,7 +122,9 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 120.0) -> ServerProcess:
+        """Launch the server and wait until it answers (a readiness wait, not a speed check:
+        a loaded 2-core machine took more than 30 s to import and start it)."""
         cmd = [
             str(Path(sys.executable).parent / "fvlab"),
             "study",

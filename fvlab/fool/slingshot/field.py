@@ -43,7 +43,10 @@ trajectories (re-rendered every ``refresh`` updates), so the field is imposed wh
 optimiser actually travels.
 
 q_t is the parameterization's preimage of the target image t: z = 4·logit(clip(t, ε, 1 − ε)),
-q_t = rfft2(z, ortho) / scale (exact up to the clip; the sigmoid cannot reach 0 or 1).
+q_t = rfft2(z, ortho) / scale (exact up to the clip; the sigmoid cannot reach 0 or 1; a colour
+target's logits are first mapped back through the inverse colour decorrelation,
+:func:`fvlab.optvis.param.fft_preimage` — until issue 15's third step they were not, so a
+3-channel target's preimage rendered as another image).
 
 **Push-down / push-up** (after Nanfack et al. 2023): no field shaping, only values — push the
 unit's activation down on its original FV (and its optimisation trajectory) and up on the
@@ -59,8 +62,10 @@ from __future__ import annotations
 
 import torch
 
+from fvlab.optvis.param import PREIMAGE_CLIP
+
 #: clip of the target before the logit: the sigmoid never reaches 0 or 1
-TARGET_CLIP = 0.02
+TARGET_CLIP = PREIMAGE_CLIP
 
 
 def spectrum_shape(channels: int, size: int) -> tuple[int, ...]:
@@ -88,12 +93,16 @@ def image_of(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 
 def preimage(target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """q_t with x(q_t) = clip(target) (1-channel or already decorrelated targets; module
-    docstring): target (1, C, S, S) in [0, 1] → (1, C, S, S//2+1, 2)."""
-    t = target.double().clamp(TARGET_CLIP, 1 - TARGET_CLIP)
-    z = 4.0 * torch.log(t / (1 - t))
-    spectrum = torch.fft.rfft2(z, norm="ortho") / scale.double()
-    return torch.view_as_real(spectrum).float()
+    """q_t with x(q_t) = clip(target) (module docstring; colour targets are decorrelated
+    first): target (N, C, S, S) in [0, 1] → (N, C, S, S//2+1, 2). ``scale`` is the render's
+    :func:`fft_scale`, whose decay power 1 :func:`fvlab.optvis.param.fft_preimage` uses."""
+    from fvlab.optvis.param import fft_preimage
+
+    q = fft_preimage(target)
+    expected = fft_scale(target.shape[-1]).to(scale)
+    if not torch.allclose(scale, expected):
+        raise ValueError("preimage: scale must be fft_scale(size) (decay power 1)")
+    return q.to(scale.device)
 
 
 def tunnel_points(
