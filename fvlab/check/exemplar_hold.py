@@ -12,10 +12,10 @@ for ``steps`` updates, and asks how much of the exemplar is left:
 
 For a clean unit the natural images sit on the slope of a landscape that keeps rising towards
 the unit's FV, so ascent from an exemplar moves away from it (fmnist-cnn relu3, 64 updates:
-r 0.53–0.91, median 0.77). Weight-only manipulations (a gradient slingshot, push-down / push-up)
+r 0.53–0.93, median 0.76). Weight-only manipulations (a gradient slingshot, push-down / push-up)
 fine-tune the network to keep every natural activation (their preservation loss) while they
 reshape the landscape elsewhere; measured on fmnist-cnn, ascent from their exemplars then
-barely moves (median r 0.91–0.93) — the natural images sit on a plateau or a ridge of their own
+barely moves (median r 0.90–0.93) — the natural images sit on a plateau or a ridge of their own
 rather than on the way to the FV. This is an empirical finding on one architecture, not a
 theorem (docs/check.md has the figures and its limits): an attacker who also preserves
 exemplar-started ascents would defeat it.

@@ -51,7 +51,7 @@ def test_ascent_from_a_clean_units_exemplars_leaves_them(reference_model, exempl
     many = exemplar_hold(reference_model, "relu3", units, images, steps=64, seed=0, batch_size=64)
     assert few.r.shape == (3, 8) and np.all(few.r > 0.97)  # two updates: still the exemplar
     assert np.all(many.hold < few.hold)  # it keeps moving away from the natural image
-    # measured on all 64 clean relu3 units: r 0.53–0.91 after 64 updates
+    # measured on all 64 clean relu3 units: r 0.53–0.93 after 64 updates
     assert np.all(many.r.mean(0) < 0.95), many.r.mean(0)
 
 
