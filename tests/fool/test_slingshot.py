@@ -12,6 +12,7 @@ from fvlab.fool.slingshot.build import SlingshotConstruction, build_slingshot
 from fvlab.fool.slingshot.evaluate import natural_behaviour, preservation_r2
 from fvlab.fool.targets import builtin_target
 from fvlab.jobs import SettingsError
+from fvlab.optvis.param import PREIMAGE_CLIP, fft_preimage
 
 UNITS = (0, 8)
 
@@ -30,11 +31,11 @@ def fooled(reference_model):
 def test_preimage_inverts_the_fft_image():
     target = builtin_target("smiley", 28)[None]
     scale = field.fft_scale(28)
-    image = field.image_of(field.preimage(target, scale), scale)
-    clipped = target.clamp(field.TARGET_CLIP, 1 - field.TARGET_CLIP)
+    image = field.image_of(fft_preimage(target), scale)
+    clipped = target.clamp(PREIMAGE_CLIP, 1 - PREIMAGE_CLIP)
     assert torch.allclose(image, clipped, atol=1e-4)
     g = torch.Generator().manual_seed(0)
-    q_t = field.preimage(target, scale)
+    q_t = fft_preimage(target)
     points = field.tunnel_points(q_t, 6, 0.01, 0.0, g)
     assert points.shape == (6, *q_t.shape[1:])
     peak, radius = torch.tensor(2.0), torch.tensor(10.0)

@@ -31,6 +31,7 @@ from fvlab.fool.slingshot import field
 from fvlab.jobs import Settings, SettingsError, at_least, choice, in_range, positive, unit_tuple
 from fvlab.models.hooks import Capture, capture
 from fvlab.models.probe import check_units
+from fvlab.optvis.param import fft_preimage
 from fvlab.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ class _Field:
         self.layer, self.settings, self.generator = layer, settings, generator
         size = target.shape[-1]
         self.scale = field.fft_scale(size).to(target.device)
-        self.q_target = field.preimage(target.cpu(), self.scale.cpu()).to(target.device)
+        self.q_target = fft_preimage(target)
         self.transform = _transforms(size)
         self.units = torch.as_tensor(units)
         probe_points, probe_units = self.points(8)
@@ -243,7 +244,7 @@ class _Field:
                               thresholds=[8, 32, 96], seed=self.settings.seed + 1 + len(self.pool),
                               show_progress=False)  # fmt: skip
         for images in result.snapshots.values():
-            self.pool.append(field.preimage(images.detach().cpu(), self.scale.cpu()))
+            self.pool.append(fft_preimage(images.detach().cpu()))
         self.pool = self.pool[-12:]
 
     def __call__(self, fooled: LoadedModel) -> torch.Tensor:

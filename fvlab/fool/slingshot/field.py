@@ -42,11 +42,11 @@ tunnel's points, half of the points are the parameters of the current model's ow
 trajectories (re-rendered every ``refresh`` updates), so the field is imposed where the
 optimiser actually travels.
 
-q_t is the parameterization's preimage of the target image t: z = 4·logit(clip(t, ε, 1 − ε)),
+q_t is the parameterization's preimage of the target image t (the render's own,
+:func:`fvlab.optvis.param.fft_preimage`): z = 4·logit(clip(t, ε, 1 − ε)),
 q_t = rfft2(z, ortho) / scale (exact up to the clip; the sigmoid cannot reach 0 or 1; a colour
-target's logits are first mapped back through the inverse colour decorrelation,
-:func:`fvlab.optvis.param.fft_preimage` — until issue 15's third step they were not, so a
-3-channel target's preimage rendered as another image).
+target's logits are first mapped back through the inverse colour decorrelation — until issue
+15's third step they were not, so a 3-channel target's preimage rendered as another image).
 
 **Push-down / push-up** (after Nanfack et al. 2023): no field shaping, only values — push the
 unit's activation down on its original FV (and its optimisation trajectory) and up on the
@@ -61,11 +61,6 @@ preservation loss of :mod:`fvlab.fool.slingshot.build`.
 from __future__ import annotations
 
 import torch
-
-from fvlab.optvis.param import PREIMAGE_CLIP
-
-#: clip of the target before the logit: the sigmoid never reaches 0 or 1
-TARGET_CLIP = PREIMAGE_CLIP
 
 
 def spectrum_shape(channels: int, size: int) -> tuple[int, ...]:
@@ -90,19 +85,6 @@ def image_of(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     raw = torch.fft.irfft2(torch.view_as_complex(q.contiguous()) * scale, s=(size, size),
                            norm="ortho") / 4.0  # fmt: skip
     return torch.sigmoid(decorrelate_colors(raw))
-
-
-def preimage(target: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """q_t with x(q_t) = clip(target) (module docstring; colour targets are decorrelated
-    first): target (N, C, S, S) in [0, 1] → (N, C, S, S//2+1, 2). ``scale`` is the render's
-    :func:`fft_scale`, whose decay power 1 :func:`fvlab.optvis.param.fft_preimage` uses."""
-    from fvlab.optvis.param import fft_preimage
-
-    q = fft_preimage(target)
-    expected = fft_scale(target.shape[-1]).to(scale)
-    if not torch.allclose(scale, expected):
-        raise ValueError("preimage: scale must be fft_scale(size) (decay power 1)")
-    return q.to(scale.device)
 
 
 def tunnel_points(
