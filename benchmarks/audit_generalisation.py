@@ -43,6 +43,31 @@ designed after seeing the run with ``--family-seed 0`` (before the hold signal e
 ``--family-seed 1`` and ``2`` (other units, other construction seeds) confirm it on families
 it was not designed on.
 
+A third rule, also measured beside the audit: the **two-sided** rule — the audit's score and,
+for the path signals jump and gradient, a part for a unit unusually *smooth*: ℓ_s / s with
+ℓ_s = (the smallest value of s over the calibration units) / ``--safety``, so a part ≥ 1 is a
+path whose steepest rise (jump: the largest change of the map over a 2⁻¹² grid-cell interval,
+∝ the steepest slope; gradient: the residual) is 1.5 × gentler than every calibration unit's;
+score = max(the audit's score, ℓ_jump / jump, ℓ_gradient / gradient), cut at the calibration
+units' 95th percentile. Motivation: the slingshot's field loss imposes a gradient of one
+magnitude along the tunnel, which flattens a unit's steep spots. It was designed on the rows of
+``--family-seed 0`` (the session of 2026-12-03; seeds 1 and 2 had shown the per-signal AUCs, so
+they are not clean either). **Pre-registered confirmation**: ``--family-seed 3``, never run
+before this rule was written down; the rule would replace the audit's only if on that seed it
+catches more slingshot units at the 5 % cut than the audit's rule while the clean evaluation
+model's and the fine-tuned control's false-flag rates both stay ≤ 5 %.
+
+Which positives are there to catch: a manipulated unit whose FV the manipulation did not change
+(a silent branch that never fires in the audit's render, say) shows an honest picture, and no
+FV-based signal can, or should, flag it. Every family therefore also reports its **effective**
+units — the FV the audit renders on the fooled model has pixel r < ``--changed-r`` (0.5) with
+the FV the audit renders for the same unit on the clean evaluation model (the renders draw
+their start and transforms per unit, :mod:`fvlab.optvis.draws`, so the two start from the same
+image) — and the TPR over them beside the TPR over all manipulated units. The criterion reads
+only the two models' FVs, never the audit's signals; the fine-tuned control's r says how far a
+harmless fine-tune moves an FV. Weight-only families also report how many units' FVs are
+closer to the target than to the clean FV (the slingshot's own "fooled").
+
 Usage: .venv/bin/python benchmarks/audit_generalisation.py [--steps 256] [--images 2000]
        [--family-seed 0] [--consistency-param none] [--work out/audit-generalisation]
 """
@@ -109,6 +134,34 @@ class Novelty:
     def __call__(self, rows: list[dict]) -> np.ndarray:
         z = self._log_signals(rows) - self.mean
         return np.einsum("ij,jk,ik->i", z, self.precision, z)
+
+
+class TwoSided:
+    """The two-sided rule (module docstring): the audit's score and the smoothness parts of
+    the path signals, their floors ℓ_s fixed on the calibration rows only."""
+
+    SMOOTH = ("jump", "gradient")
+
+    def __init__(self, rows: list[dict], tau: dict[str, float], safety: float):
+        self.tau = tau
+        self.floor = {
+            s: min(r[s] for r in rows) / safety for s in self.SMOOTH if s in measured(rows)
+        }
+
+    def __call__(self, rows: list[dict]) -> np.ndarray:
+        parts = [scores(rows, self.tau)]
+        for signal, floor in self.floor.items():
+            values = np.array([r[signal] for r in rows], float)
+            parts.append(floor / np.maximum(values, 1e-12))
+        return np.max(parts, axis=0)
+
+
+def fv_change(fooled_fvs: torch.Tensor, units, clean_fvs: dict[int, torch.Tensor]) -> np.ndarray:
+    """Pixel r of each unit's FV on the fooled model with its FV on the clean model (U,)."""
+    from fvlab.fool.measures import image_correlation
+
+    clean = torch.stack([clean_fvs[u] for u in units])
+    return image_correlation(fooled_fvs, clean).double().numpy()
 
 
 def fine_tuned_control(model, seed: int, steps: int = 600):
@@ -181,6 +234,12 @@ def main() -> None:
         default="none",
         help="the audit's procedure-consistency render (none = the audit's default; pixel, fft)",
     )
+    parser.add_argument(
+        "--changed-r",
+        type=float,
+        default=0.5,
+        help="a unit is effective if its FV's pixel r with the clean model's FV is below this",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("out/audit-generalisation"))
     args = parser.parse_args()
@@ -189,6 +248,8 @@ def main() -> None:
     import fvlab
     from fvlab.check import AuditSettings, audit, roc_auc
     from fvlab.data.fashion_mnist import FashionMNIST
+    from fvlab.fool.measures import image_correlation
+    from fvlab.fool.targets import resolve_target
 
     args.work.mkdir(parents=True, exist_ok=True)
     natural = FashionMNIST("test", stop=args.images)
@@ -200,52 +261,67 @@ def main() -> None:
     def run(model, units=None):
         start = time.perf_counter()
         result = audit(model, natural, settings.replace(units=units), show_progress=False)
-        return result.rows, time.perf_counter() - start
+        return result.rows, time.perf_counter() - start, result.fv_images
 
-    calibration, seconds = run(fvlab.load("fmnist-cnn", weights=str(CALIBRATION_WEIGHTS)))
+    calibration, seconds, _ = run(fvlab.load("fmnist-cnn", weights=str(CALIBRATION_WEIGHTS)))
     tau = thresholds_from(calibration, args.safety)
     cal_scores = scores(calibration, tau)
     cut = float(np.quantile(cal_scores, 0.95))
     novelty = Novelty(calibration)
     novelty_cut = float(np.quantile(novelty(calibration), 0.95))
+    two_sided = TwoSided(calibration, tau, args.safety)
+    two_sided_cut = float(np.quantile(two_sided(calibration), 0.95))
     print(
         f"calibration (fmnist-cnn seed 1, relu3, {len(calibration)} units, {seconds:.0f} s): "
         f"thresholds {json.dumps({k: round(v, 4) for k, v in tau.items()})}; 5 % cut {cut:.3f}"
     )
     model = fvlab.load("fmnist-cnn")
-    clean, seconds = run(model)
+    clean, seconds, clean_images = run(model)
+    clean_fvs = {row["unit"]: image for row, image in zip(clean, clean_images, strict=True)}
+    target = resolve_target(model, "builtin:smiley", show_progress=False)[0]
     clean_scores = scores(clean, tau)
     clean_novelty = novelty(clean)
+    clean_two = two_sided(clean)
     report = {"settings": vars(args) | {"work": str(args.work)}, "thresholds": tau,
               "cut_5pct_calibration": cut, "families": {},
               "novelty_cut_5pct_calibration": novelty_cut,
+              "two_sided_floors": two_sided.floor, "two_sided_cut_5pct_calibration": two_sided_cut,
               "calibration_rows": calibration, "clean_rows": clean,
               "clean_eval": {"units": len(clean),
                              "fpr_at_cut": float((clean_scores >= cut).mean()),
                              "fpr_at_1": float((clean_scores >= 1).mean()),
                              "novelty_fpr_at_cut": float((clean_novelty >= novelty_cut).mean()),
+                             "two_sided_fpr_at_cut": float((clean_two >= two_sided_cut).mean()),
                              "seconds": seconds}}  # fmt: skip
     print(
         f"clean evaluation model (embedded fmnist-cnn, {len(clean)} units): false flags "
         f"{report['clean_eval']['fpr_at_cut']:.1%} at the 5 % cut, "
         f"{report['clean_eval']['fpr_at_1']:.1%} at score ≥ 1; novelty rule "
-        f"{report['clean_eval']['novelty_fpr_at_cut']:.1%} at its 5 % cut"
+        f"{report['clean_eval']['novelty_fpr_at_cut']:.1%} at its 5 % cut; two-sided rule "
+        f"{report['clean_eval']['two_sided_fpr_at_cut']:.1%} at its 5 % cut ({two_sided_cut:.3f})"
     )
-    tuned, seconds = run(fine_tuned_control(model, args.family_seed))
+    tuned, seconds, tuned_images = run(fine_tuned_control(model, args.family_seed))
     tuned_scores, tuned_novelty = scores(tuned, tau), novelty(tuned)
+    tuned_r = fv_change(tuned_images, [r["unit"] for r in tuned], clean_fvs)
     report["fine_tuned_control"] = {
         "units": len(tuned), "rows": tuned, "seconds": seconds,
+        "fv_r_with_clean": tuned_r.tolist(),
+        "changed": int((tuned_r < args.changed_r).sum()),
         "fpr_at_cut": float((tuned_scores >= cut).mean()),
         "fpr_at_1": float((tuned_scores >= 1).mean()),
         "novelty_fpr_at_cut": float((tuned_novelty >= novelty_cut).mean()),
+        "two_sided_fpr_at_cut": float((two_sided(tuned) >= two_sided_cut).mean()),
         "auc_vs_clean": roc_auc(tuned_scores, clean_scores),
     }  # fmt: skip
     control = report["fine_tuned_control"]
     print(
         f"fine-tuned clean control (cross-entropy, 600 updates, {len(tuned)} units): false flags "
         f"{control['fpr_at_cut']:.1%} at the 5 % cut, {control['fpr_at_1']:.1%} at score ≥ 1; "
-        f"novelty rule {control['novelty_fpr_at_cut']:.1%}; AUC vs clean "
-        f"{control['auc_vs_clean']:.3f}"
+        f"novelty rule {control['novelty_fpr_at_cut']:.1%}; two-sided rule "
+        f"{control['two_sided_fpr_at_cut']:.1%}; AUC vs clean "
+        f"{control['auc_vs_clean']:.3f}; FV r with the clean model's median "
+        f"{np.median(tuned_r):.2f} (min {tuned_r.min():.2f}), {control['changed']} units below "
+        f"{args.changed_r}"
     )
     for name, make in build_families(model, args).items():
         start = time.perf_counter()
@@ -256,8 +332,10 @@ def main() -> None:
             report["families"][name] = {"error": str(exc)}
             continue
         built = time.perf_counter() - start
-        rows, seconds = run(fooled, units)
+        rows, seconds, images = run(fooled, units)
         s = scores(rows, tau)
+        r_clean = fv_change(images, units, clean_fvs)
+        effective = r_clean < args.changed_r
         signals = measured(rows)
         reasons = {sig: int(sum(r[sig] >= tau[sig] for r in rows)) for sig in signals}
         entry = {
@@ -265,8 +343,15 @@ def main() -> None:
             "auc": roc_auc(s, clean_scores),
             "tpr_at_cut": float((s >= cut).mean()),
             "tpr_at_1": float((s >= 1).mean()),
+            "effective_units": int(effective.sum()),
+            "effective_tpr_at_cut": (
+                float((s[effective] >= cut).mean()) if effective.any() else None
+            ),
+            "fv_r_with_clean": r_clean.tolist(),
             "novelty_auc": roc_auc(novelty(rows), clean_novelty),
             "novelty_tpr_at_cut": float((novelty(rows) >= novelty_cut).mean()),
+            "two_sided_auc": roc_auc(two_sided(rows), clean_two),
+            "two_sided_tpr_at_cut": float((two_sided(rows) >= two_sided_cut).mean()),
             "reasons": reasons,
             "median": {sig: float(np.median([r[sig] for r in rows])) for sig in signals},
             # each signal on its own against the clean evaluation units (higher = suspect)
@@ -277,10 +362,19 @@ def main() -> None:
             "build_seconds": round(built, 1),
             "audit_seconds": round(seconds, 1),
         }
+        if name in ("slingshot", "push-down/up"):
+            r_target = image_correlation(images, target.expand_as(images)).double().numpy()
+            entry["toward_target"] = int((r_target > r_clean).sum())
         report["families"][name] = entry
+        effective_tpr = entry["effective_tpr_at_cut"]
+        effective_note = (f"effective units {entry['effective_units']}/{len(rows)}, TPR "
+                          f"{'-' if effective_tpr is None else f'{effective_tpr:.2f}'}"
+                          + (f", FVs toward the target {entry['toward_target']}"
+                             if "toward_target" in entry else ""))  # fmt: skip
         print(f"{name:18s}: AUC {entry['auc']:.3f}, TPR {entry['tpr_at_cut']:.2f} at the 5 % cut "
-              f"({entry['tpr_at_1']:.2f} at score ≥ 1); novelty rule AUC "
-              f"{entry['novelty_auc']:.3f}, TPR {entry['novelty_tpr_at_cut']:.2f}; "
+              f"({entry['tpr_at_1']:.2f} at score ≥ 1); {effective_note}; novelty rule AUC "
+              f"{entry['novelty_auc']:.3f}, TPR {entry['novelty_tpr_at_cut']:.2f}; two-sided "
+              f"rule AUC {entry['two_sided_auc']:.3f}, TPR {entry['two_sided_tpr_at_cut']:.2f}; "
               f"reasons {reasons}, AUC by signal "
               f"{ {k: round(v, 2) for k, v in entry['auc_by_signal'].items()} }, medians "
               f"{ {k: round(v, 3) for k, v in entry['median'].items()} }")  # fmt: skip
