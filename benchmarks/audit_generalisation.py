@@ -212,7 +212,8 @@ def build_families(model, args) -> dict:
             sling),  # the defaults of `fvlab fool slingshot` (gradient field)
         "push-down/up": lambda: (build_slingshot(model, natural, target, SlingshotConstruction(
             layer="relu3", units=push, method="push", seed=k,
-            steps=args.push_steps, natural_batch=64, lr=3e-3, alpha=0.6, refresh=100),
+            steps=args.push_steps, natural_batch=64, lr=3e-3, alpha=0.6, refresh=100,
+            unit_weight=4.0),
             show_progress=False).model, push),
     }  # fmt: skip
 

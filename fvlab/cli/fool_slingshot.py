@@ -32,6 +32,14 @@ def fool_slingshot(
     alpha: Annotated[float, typer.Option(help="Weight of the preservation loss (0..1).")] = 0.4,
     steps: Annotated[int, typer.Option(min=1, help="Fine-tuning updates.")] = 600,
     lr: Annotated[float, typer.Option(help="Fine-tuning learning rate (Adam).")] = 1e-3,
+    unit_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Preservation weight of the manipulated units' own activations (the other "
+            "units': 1). Higher keeps their natural responses closer, fools fewer FVs.",
+        ),
+    ] = 1.0,
     fv_steps: Annotated[int, typer.Option(min=1, help="Render updates of the evaluation.")] = 512,
     survival: Annotated[
         bool, typer.Option(help="Also render with FV procedures the fine-tuning never saw.")
@@ -56,7 +64,8 @@ def fool_slingshot(
 
     settings = SlingshotSettings(
         layer=layer, units=tuple(parse_int_list(units, "units")), target=target, method=method,
-        field=field, alpha=alpha, steps=steps, lr=lr, fv_steps=fv_steps, survival=survival,
+        field=field, alpha=alpha, steps=steps, lr=lr, unit_weight=unit_weight,
+        fv_steps=fv_steps, survival=survival,
         seed=seed,
     )  # fmt: skip
     loaded = fvlab.load(model, weights, device=device)

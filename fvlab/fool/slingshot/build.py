@@ -53,11 +53,12 @@ class SlingshotConstruction(Settings):
     magnitude γ × the original gradients' (gradient field);
     ``alpha``: weight of the preservation loss; ``steps``, ``lr``: Adam updates and rate;
     ``natural_batch``: natural images per update; ``points``: tunnel points per unit per update
-    (slingshot); ``tunnel_noise``: their relative noise; ``unit_weight``: extra preservation
-    weight of the manipulated units; ``logit_weight``: λ_logits; ``init_sd``: the FV start's
-    standard deviation; ``push_down``, ``push_up``: ρ_down, ρ_up (push); ``refresh``: re-render
-    the current model's FVs every N updates (push: the images pushed down; slingshot: half of
-    the field's points then come from these trajectories); ``seed``."""
+    (slingshot); ``tunnel_noise``: their relative noise; ``unit_weight``: preservation
+    weight of the manipulated units (the others': 1; higher keeps their natural responses
+    closer and fools fewer FVs: docs/fool.md); ``logit_weight``: λ_logits; ``init_sd``: the
+    FV start's standard deviation; ``push_down``, ``push_up``: ρ_down, ρ_up (push);
+    ``refresh``: re-render the current model's FVs every N updates (push: the images pushed
+    down; slingshot: half of the field's points then come from these trajectories); ``seed``."""
 
     layer: str
     units: tuple[int, ...] | None = None
@@ -72,7 +73,7 @@ class SlingshotConstruction(Settings):
     natural_batch: int = 128
     points: int = 6
     tunnel_noise: float = 0.05
-    unit_weight: float = 4.0
+    unit_weight: float = 1.0
     logit_weight: float = 1.0
     init_sd: float = 0.01
     push_down: float = 0.5
