@@ -55,7 +55,8 @@ magnitude along the tunnel, which flattens a unit's steep spots. It was designed
 they are not clean either). **Pre-registered confirmation**: ``--family-seed 3``, never run
 before this rule was written down; the rule would replace the audit's only if on that seed it
 catches more slingshot units at the 5 % cut than the audit's rule while the clean evaluation
-model's and the fine-tuned control's false-flag rates both stay ≤ 5 %.
+model's and the fine-tuned control's false-flag rates both stay ≤ 5 %. Outcome (docs/check.md):
+6 of 8 against 5, clean 4.7 %, control 6.2 % — not adopted.
 
 Which positives are there to catch: a manipulated unit whose FV the manipulation did not change
 (a silent branch that never fires in the audit's render, say) shows an honest picture, and no
