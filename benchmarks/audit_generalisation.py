@@ -58,6 +58,32 @@ catches more slingshot units at the 5 % cut than the audit's rule while the clea
 model's and the fine-tuned control's false-flag rates both stay ≤ 5 %. Outcome (docs/check.md):
 6 of 8 against 5, clean 4.7 %, control 6.2 % — not adopted.
 
+A fourth rule, also measured beside the audit: the **joint-tail** rule
+(:mod:`fvlab.check.joint_tail`) — the union of the audit's score and Fisher's combination of
+empirical tail p-values against the calibration units over a set D of signal directions, every
+cut flagging at most 5 % of the calibration units. It is measured two ways:
+
+* **chosen without the family** (the leave-one-family-out figure): for each family, D is the
+  subset of ``DIRECTIONS`` (up to three) that flags most of the OTHER four families'
+  manipulated units (:func:`~fvlab.check.joint_tail.select_directions`); the held-out family
+  and every negative stay out of the choice.
+* **fixed** D = ``JOINT_FIXED`` = (hold, −gradient): "the ascent from the exemplars barely
+  moves AND the path to the FV is unusually smooth". Designed on the saved rows of
+  ``--family-seed`` 0–3 (2026-12-03, after about twenty variants were tried on them with every
+  family in view), so on those seeds it is in-sample for every family, the slingshot above all.
+  **Pre-registered confirmation** (written before either was run): ``--family-seed 4`` and
+  ``5`` and the held-out clean model below. The rule would replace the audit's combination
+  only if on both seeds the slingshot's and the push-down/up TPR are ≥ 0.8, the gates' 1.00,
+  the silent branch's no lower than the audit's, the clean evaluation model's and the
+  held-out clean model's false flags ≤ 5 %, and the fine-tuned control's no higher than the
+  audit's on that seed. Its figures on seeds 0–3: ``--rescore`` recomputes them from a saved
+  report.
+
+A third clean model, fmnist-cnn retrained with seed 2 (``--held-out-clean``,
+``fvlab/check/weights/fmnist-cnn-seed2.pt``, ``fvlab train-reference --seed 2``), enters no
+threshold and no choice; its false-flag rate is every rule's out-of-sample clean figure (the
+embedded model's units were seen while the rules were designed).
+
 Which positives are there to catch: a manipulated unit whose FV the manipulation did not change
 (a silent branch that never fires in the audit's render, say) shows an honest picture, and no
 FV-based signal can, or should, flag it. Every family therefore also reports its **effective**
@@ -71,6 +97,8 @@ closer to the target than to the clean FV (the slingshot's own "fooled").
 
 Usage: .venv/bin/python benchmarks/audit_generalisation.py [--steps 256] [--images 2000]
        [--family-seed 0] [--consistency-param none] [--work out/audit-generalisation]
+       [--held-out-clean WEIGHTS | none] [--threads 2]
+       .venv/bin/python benchmarks/audit_generalisation.py --rescore OUT/audit_generalisation.json
 """
 
 from __future__ import annotations
@@ -84,6 +112,8 @@ import numpy as np
 import torch
 
 CALIBRATION_WEIGHTS = Path(__file__).parent.parent / "fvlab/check/weights/fmnist-cnn-seed1.pt"
+HELD_OUT_WEIGHTS = Path(__file__).parent.parent / "fvlab/check/weights/fmnist-cnn-seed2.pt"
+JOINT_FIXED = ("hold", "-gradient")  # the pre-registered joint-tail directions (docstring)
 SIGNALS = ("excess", "jump", "gradient", "valley", "procedure", "hold")
 
 
@@ -219,6 +249,68 @@ def build_families(model, args) -> dict:
     }  # fmt: skip
 
 
+def joint_tail_report(report: dict) -> dict:
+    """The joint-tail rules (module docstring) on a finished report's rows: the fixed
+    directions ``JOINT_FIXED`` and, per family, the directions chosen on the OTHER families
+    (:func:`fvlab.check.joint_tail.select_directions`). Every cut comes from the calibration
+    rows; the negatives (clean evaluation, held-out clean, fine-tuned control) never enter a
+    choice."""
+    from fvlab.check import roc_auc
+    from fvlab.check.joint_tail import JointTail, select_directions
+
+    calibration, tau = report["calibration_rows"], report["thresholds"]
+    cal_scores = scores(calibration, tau)
+    negatives = {"clean_eval": report["clean_rows"],
+                 "fine_tuned_control": report["fine_tuned_control"]["rows"]}  # fmt: skip
+    if report.get("held_out_clean"):
+        negatives["held_out_clean"] = report["held_out_clean"]["rows"]
+    families = {name: (entry["rows"], scores(entry["rows"], tau))
+                for name, entry in report["families"].items() if "rows" in entry}  # fmt: skip
+    clean = negatives["clean_eval"]
+    clean_scores = scores(clean, tau)
+
+    def measure(rule: JointTail, rows: list[dict]) -> dict:
+        values = rule(rows, scores(rows, tau))
+        return {"auc": roc_auc(values, rule(clean, clean_scores)),
+                "tpr": float((values >= 1).mean())}  # fmt: skip
+
+    def false_flags(rule: JointTail) -> dict:
+        return {name: float((rule(rows, scores(rows, tau)) >= 1).mean())
+                for name, rows in negatives.items()}  # fmt: skip
+
+    fixed = JointTail(calibration, cal_scores, JOINT_FIXED)
+    out = {"fixed_directions": list(JOINT_FIXED), "fixed_false_flags": false_flags(fixed),
+           "families": {}}  # fmt: skip
+    for name, (rows, family_scores) in families.items():
+        others = {k: v for k, v in families.items() if k != name}
+        chosen, _ = select_directions(calibration, cal_scores, others)
+        held_out = JointTail(calibration, cal_scores, chosen)
+        entry = {"fixed": measure(fixed, rows), "lofo_directions": list(chosen),
+                 "lofo": measure(held_out, rows),
+                 "lofo_false_flags": false_flags(held_out)}  # fmt: skip
+        toward = report["families"][name].get("toward_target_units")
+        if toward is not None:  # the units the manipulation moved towards its target
+            mask = np.asarray(toward, bool)
+            for key, rule in (("fixed", fixed), ("lofo", held_out)):
+                values = rule(rows, family_scores)[mask]
+                entry[key]["toward_target_tpr"] = (
+                    float((values >= 1).mean()) if mask.any() else None
+                )
+        out["families"][name] = entry
+    return out
+
+
+def print_joint_tail(joint: dict) -> None:
+    flags = ", ".join(f"{k} {v:.1%}" for k, v in joint["fixed_false_flags"].items())
+    print(f"joint-tail rule, fixed directions {joint['fixed_directions']}: false flags {flags}")
+    for name, entry in joint["families"].items():
+        lofo_flags = ", ".join(f"{k} {v:.1%}" for k, v in entry["lofo_false_flags"].items())
+        print(f"  {name:18s}: fixed AUC {entry['fixed']['auc']:.3f}, TPR "
+              f"{entry['fixed']['tpr']:.2f}; chosen without it {entry['lofo_directions']}: "
+              f"AUC {entry['lofo']['auc']:.3f}, "
+              f"TPR {entry['lofo']['tpr']:.2f} (false flags {lofo_flags})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=256, help="render updates of the audit")
@@ -242,9 +334,26 @@ def main() -> None:
         default=0.5,
         help="a unit is effective if its FV's pixel r with the clean model's FV is below this",
     )
+    parser.add_argument(
+        "--held-out-clean",
+        default=str(HELD_OUT_WEIGHTS),
+        help="weights of a third clean fmnist-cnn scored only as a negative (none = skip)",
+    )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        help="recompute the joint-tail rules of a saved audit_generalisation.json (no audits)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("out/audit-generalisation"))
     args = parser.parse_args()
+    if args.rescore is not None:
+        report = json.loads(args.rescore.read_text())
+        report["joint_tail"] = joint_tail_report(report)
+        print_joint_tail(report["joint_tail"])
+        args.rescore.write_text(json.dumps(report, indent=2))
+        print(f"written {args.rescore}")
+        return
     torch.set_num_threads(args.threads)
 
     import fvlab
@@ -325,6 +434,17 @@ def main() -> None:
         f"{np.median(tuned_r):.2f} (min {tuned_r.min():.2f}), {control['changed']} units below "
         f"{args.changed_r}"
     )
+    if args.held_out_clean != "none":
+        held_out, seconds, _ = run(fvlab.load("fmnist-cnn", weights=args.held_out_clean))
+        held_scores = scores(held_out, tau)
+        report["held_out_clean"] = {
+            "weights": args.held_out_clean, "units": len(held_out), "rows": held_out,
+            "seconds": seconds, "fpr_at_cut": float((held_scores >= cut).mean()),
+            "fpr_at_1": float((held_scores >= 1).mean()),
+        }  # fmt: skip
+        print(f"held-out clean model ({Path(args.held_out_clean).name}, {len(held_out)} units): "
+              f"false flags {report['held_out_clean']['fpr_at_cut']:.1%} at the 5 % cut, "
+              f"{report['held_out_clean']['fpr_at_1']:.1%} at score ≥ 1")  # fmt: skip
     for name, make in build_families(model, args).items():
         start = time.perf_counter()
         try:
@@ -367,6 +487,8 @@ def main() -> None:
         if name in ("slingshot", "push-down/up"):
             r_target = image_correlation(images, target.expand_as(images)).double().numpy()
             entry["toward_target"] = int((r_target > r_clean).sum())
+            entry["toward_target_units"] = (r_target > r_clean).tolist()
+            entry["fv_r_with_target"] = r_target.tolist()
         report["families"][name] = entry
         effective_tpr = entry["effective_tpr_at_cut"]
         effective_note = (f"effective units {entry['effective_units']}/{len(rows)}, TPR "
@@ -380,6 +502,8 @@ def main() -> None:
               f"reasons {reasons}, AUC by signal "
               f"{ {k: round(v, 2) for k, v in entry['auc_by_signal'].items()} }, medians "
               f"{ {k: round(v, 3) for k, v in entry['median'].items()} }")  # fmt: skip
+    report["joint_tail"] = joint_tail_report(report)
+    print_joint_tail(report["joint_tail"])
     (args.work / "audit_generalisation.json").write_text(json.dumps(report, indent=2))
     print(f"written {args.work / 'audit_generalisation.json'}")
 
