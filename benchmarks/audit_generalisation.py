@@ -79,6 +79,14 @@ cut flagging at most 5 % of the calibration units. It is measured two ways:
   audit's on that seed. Its figures on seeds 0–3: ``--rescore`` recomputes them from a saved
   report.
 
+**Second step, pooled calibration** (decided after the seed-4/5 outcome, which showed the
+audit's own 5 % cut flagging 6.2 % of the held-out seed-2 model, so not blind to it): the
+calibration pools the seed-1 and seed-2 models (``--calibration-weights`` with both, 128
+units), a fourth clean model (seed 3, ``fvlab/check/weights/fmnist-cnn-seed3.pt``) is the
+held-out negative, and ``--family-seed 6`` and ``7`` — never run before this paragraph was
+committed — are the confirmation, with the same adoption criteria for the fixed joint-tail
+rule as above.
+
 A third clean model, fmnist-cnn retrained with seed 2 (``--held-out-clean``,
 ``fvlab/check/weights/fmnist-cnn-seed2.pt``, ``fvlab train-reference --seed 2``), enters no
 threshold and no choice; its false-flag rate is every rule's out-of-sample clean figure (the
@@ -335,6 +343,12 @@ def main() -> None:
         help="a unit is effective if its FV's pixel r with the clean model's FV is below this",
     )
     parser.add_argument(
+        "--calibration-weights",
+        nargs="+",
+        default=[str(CALIBRATION_WEIGHTS)],
+        help="clean fmnist-cnn weights whose units, pooled, calibrate every rule",
+    )
+    parser.add_argument(
         "--held-out-clean",
         default=str(HELD_OUT_WEIGHTS),
         help="weights of a third clean fmnist-cnn scored only as a negative (none = skip)",
@@ -374,7 +388,10 @@ def main() -> None:
         result = audit(model, natural, settings.replace(units=units), show_progress=False)
         return result.rows, time.perf_counter() - start, result.fv_images
 
-    calibration, seconds, _ = run(fvlab.load("fmnist-cnn", weights=str(CALIBRATION_WEIGHTS)))
+    calibration, seconds = [], 0.0
+    for weights in args.calibration_weights:
+        rows, took, _ = run(fvlab.load("fmnist-cnn", weights=weights))
+        calibration, seconds = calibration + rows, seconds + took
     tau = thresholds_from(calibration, args.safety)
     cal_scores = scores(calibration, tau)
     cut = float(np.quantile(cal_scores, 0.95))
@@ -383,7 +400,8 @@ def main() -> None:
     two_sided = TwoSided(calibration, tau, args.safety)
     two_sided_cut = float(np.quantile(two_sided(calibration), 0.95))
     print(
-        f"calibration (fmnist-cnn seed 1, relu3, {len(calibration)} units, {seconds:.0f} s): "
+        f"calibration ({', '.join(Path(w).name for w in args.calibration_weights)}, relu3, "
+        f"{len(calibration)} units, {seconds:.0f} s): "
         f"thresholds {json.dumps({k: round(v, 4) for k, v in tau.items()})}; 5 % cut {cut:.3f}"
     )
     model = fvlab.load("fmnist-cnn")
