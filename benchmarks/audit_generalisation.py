@@ -77,7 +77,9 @@ cut flagging at most 5 % of the calibration units. It is measured two ways:
   the silent branch's no lower than the audit's, the clean evaluation model's and the
   held-out clean model's false flags ≤ 5 %, and the fine-tuned control's no higher than the
   audit's on that seed. Its figures on seeds 0–3: ``--rescore`` recomputes them from a saved
-  report.
+  report. Outcome (docs/check.md): slingshot 8 / 8 and 8 / 8, push 8 / 8 and 7 / 8, but the
+  held-out clean model 6.2 % — not adopted; chosen without the slingshot, the rule catches
+  2 / 8 of it on both seeds.
 
 **Second step, pooled calibration** (decided after the seed-4/5 outcome, which showed the
 audit's own 5 % cut flagging 6.2 % of the held-out seed-2 model, so not blind to it): the
@@ -85,7 +87,8 @@ calibration pools the seed-1 and seed-2 models (``--calibration-weights`` with b
 units), a fourth clean model (seed 3, ``fvlab/check/weights/fmnist-cnn-seed3.pt``) is the
 held-out negative, and ``--family-seed 6`` and ``7`` — never run before this paragraph was
 committed — are the confirmation, with the same adoption criteria for the fixed joint-tail
-rule as above.
+rule as above. Outcome: slingshot 8 / 8 and 8 / 8, but push-down/up 6 / 8 on seed 6 and 7.8 %
+of the held-out seed-3 model (the audit's own cut: 6.2 %) — not adopted.
 
 A third clean model, fmnist-cnn retrained with seed 2 (``--held-out-clean``,
 ``fvlab/check/weights/fmnist-cnn-seed2.pt``, ``fvlab train-reference --seed 2``), enters no
