@@ -8,12 +8,15 @@ the active fraction: the smallest value / safety); a unit's score is max_s value
 (silence: ln(1 / active) / ln(1 / τ_silent)).
 
 Evaluation: negatives are the units of the layer in the embedded fmnist-cnn (seed 0); positives
-are the manipulated units of five attack families, each built on the embedded model:
+are the manipulated units of six attack families, each built on the embedded model:
 
 * hard-gate circuit  — ``fvlab.fool.circuit`` permute (offset 1), hard gate
 * ramp-gate circuit  — the same with ``gate="ramp"`` (continuous, width 4 logit units)
 * silent branch      — ``fvlab.check.manipulations.silent_branch`` (a stand-in of P1's silent
                        units with random directions, conv3 → relu3)
+* silent units       — ``fvlab.fool.silent`` itself (P1's construction: conv3 units whose
+                       silent branch draws relu4 unit 0; λ 10, pooled branch, contrast
+                       direction, as tests/check/test_audit.py), on the same 16 units
 * slingshot          — ``fvlab.fool.slingshot`` (weight-only, target builtin:smiley, the
                        defaults of ``fvlab fool slingshot``: gradient field, 600 updates)
 * push-down/up       — ``fvlab.fool.slingshot`` method push (weight-only)
@@ -233,6 +236,7 @@ def build_families(model, args) -> dict:
     from fvlab.check.manipulations import silent_branch
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.fool.circuit import CircuitConstruction, build_circuit
+    from fvlab.fool.silent import silent
     from fvlab.fool.slingshot.build import SlingshotConstruction, build_slingshot
     from fvlab.fool.targets import resolve_target
 
@@ -249,6 +253,10 @@ def build_families(model, args) -> dict:
             model, natural, circuit.replace(gate="ramp"), show_progress=False).model, gated),
         "silent branch": lambda: (
             silent_branch(model, "conv3", "relu3", gated, natural, seed=k), gated),
+        "silent units": lambda: (silent(
+            model, "conv3", "relu4:0", natural, units=gated, lam=10.0, pooling="mean",
+            direction_objective="contrast", target_steps=128, batch_size=1000, seed=k,
+            show_progress=False).model, gated),  # fvlab.fool.silent, as tests/check/test_audit.py
         "slingshot": lambda: (build_slingshot(model, natural, target, SlingshotConstruction(
             layer="relu3", units=sling, seed=k), show_progress=False).model,
             sling),  # the defaults of `fvlab fool slingshot` (gradient field)
@@ -294,15 +302,18 @@ def joint_tail_report(report: dict) -> dict:
            "families": {}}  # fmt: skip
     for name, (rows, family_scores) in families.items():
         others = {k: v for k, v in families.items() if k != name}
-        chosen, _ = select_directions(calibration, cal_scores, others)
-        held_out = JointTail(calibration, cal_scores, chosen)
-        entry = {"fixed": measure(fixed, rows), "lofo_directions": list(chosen),
-                 "lofo": measure(held_out, rows),
-                 "lofo_false_flags": false_flags(held_out)}  # fmt: skip
+        entry = {"fixed": measure(fixed, rows)}
+        if others:  # the choice without this family needs at least one other
+            chosen, _ = select_directions(calibration, cal_scores, others)
+            held_out = JointTail(calibration, cal_scores, chosen)
+            entry |= {"lofo_directions": list(chosen), "lofo": measure(held_out, rows),
+                      "lofo_false_flags": false_flags(held_out)}  # fmt: skip
         toward = report["families"][name].get("toward_target_units")
         if toward is not None:  # the units the manipulation moved towards its target
             mask = np.asarray(toward, bool)
-            for key, rule in (("fixed", fixed), ("lofo", held_out)):
+            for key, rule in (("fixed", fixed), ("lofo", held_out if others else None)):
+                if rule is None:
+                    continue
                 values = rule(rows, family_scores)[mask]
                 entry[key]["toward_target_tpr"] = (
                     float((values >= 1).mean()) if mask.any() else None
@@ -315,6 +326,10 @@ def print_joint_tail(joint: dict) -> None:
     flags = ", ".join(f"{k} {v:.1%}" for k, v in joint["fixed_false_flags"].items())
     print(f"joint-tail rule, fixed directions {joint['fixed_directions']}: false flags {flags}")
     for name, entry in joint["families"].items():
+        if "lofo" not in entry:
+            print(f"  {name:18s}: fixed AUC {entry['fixed']['auc']:.3f}, TPR "
+                  f"{entry['fixed']['tpr']:.2f}; no other family to choose on")  # fmt: skip
+            continue
         lofo_flags = ", ".join(f"{k} {v:.1%}" for k, v in entry["lofo_false_flags"].items())
         print(f"  {name:18s}: fixed AUC {entry['fixed']['auc']:.3f}, TPR "
               f"{entry['fixed']['tpr']:.2f}; chosen without it {entry['lofo_directions']}: "
@@ -355,6 +370,11 @@ def main() -> None:
         "--held-out-clean",
         default=str(HELD_OUT_WEIGHTS),
         help="weights of a third clean fmnist-cnn scored only as a negative (none = skip)",
+    )
+    parser.add_argument(
+        "--families",
+        default="all",
+        help="comma-separated family names to build and audit (default: all)",
     )
     parser.add_argument(
         "--rescore",
@@ -466,7 +486,13 @@ def main() -> None:
         print(f"held-out clean model ({Path(args.held_out_clean).name}, {len(held_out)} units): "
               f"false flags {report['held_out_clean']['fpr_at_cut']:.1%} at the 5 % cut, "
               f"{report['held_out_clean']['fpr_at_1']:.1%} at score ≥ 1")  # fmt: skip
-    for name, make in build_families(model, args).items():
+    families = build_families(model, args)
+    wanted = list(families) if args.families == "all" else args.families.split(",")
+    unknown = sorted(set(wanted) - set(families))
+    if unknown:
+        raise SystemExit(f"unknown families {unknown}; valid: {', '.join(families)} (or all)")
+    for name in wanted:
+        make = families[name]
         start = time.perf_counter()
         try:
             fooled, units = make()
