@@ -67,7 +67,7 @@ empirical tail p-values against the calibration units over a set D of signal dir
 cut flagging at most 5 % of the calibration units. It is measured two ways:
 
 * **chosen without the family** (the leave-one-family-out figure): for each family, D is the
-  subset of ``DIRECTIONS`` (up to three) that flags most of the OTHER four families'
+  subset of ``DIRECTIONS`` (up to three) that flags most of the OTHER families'
   manipulated units (:func:`~fvlab.check.joint_tail.select_directions`); the held-out family
   and every negative stay out of the choice.
 * **fixed** D = ``JOINT_FIXED`` = (hold, −gradient): "the ascent from the exemplars barely
@@ -111,7 +111,8 @@ closer to the target than to the clean FV (the slingshot's own "fooled").
 
 Usage: .venv/bin/python benchmarks/audit_generalisation.py [--steps 256] [--images 2000]
        [--family-seed 0] [--consistency-param none] [--work out/audit-generalisation]
-       [--held-out-clean WEIGHTS | none] [--threads 2]
+       [--calibration-weights W1 [W2 ...]] [--held-out-clean WEIGHTS | none]
+       [--families all | NAME,NAME] [--threads 2]
        .venv/bin/python benchmarks/audit_generalisation.py --rescore OUT/audit_generalisation.json
 """
 
@@ -302,22 +303,19 @@ def joint_tail_report(report: dict) -> dict:
            "families": {}}  # fmt: skip
     for name, (rows, family_scores) in families.items():
         others = {k: v for k, v in families.items() if k != name}
-        entry = {"fixed": measure(fixed, rows)}
+        rules = {"fixed": fixed}
+        entry = {}
         if others:  # the choice without this family needs at least one other
             chosen, _ = select_directions(calibration, cal_scores, others)
-            held_out = JointTail(calibration, cal_scores, chosen)
-            entry |= {"lofo_directions": list(chosen), "lofo": measure(held_out, rows),
-                      "lofo_false_flags": false_flags(held_out)}  # fmt: skip
+            rules["lofo"] = JointTail(calibration, cal_scores, chosen)
+            entry |= {"lofo_directions": list(chosen),
+                      "lofo_false_flags": false_flags(rules["lofo"])}  # fmt: skip
         toward = report["families"][name].get("toward_target_units")
-        if toward is not None:  # the units the manipulation moved towards its target
-            mask = np.asarray(toward, bool)
-            for key, rule in (("fixed", fixed), ("lofo", held_out if others else None)):
-                if rule is None:
-                    continue
-                values = rule(rows, family_scores)[mask]
-                entry[key]["toward_target_tpr"] = (
-                    float((values >= 1).mean()) if mask.any() else None
-                )
+        for key, rule in rules.items():
+            entry[key] = measure(rule, rows)
+            if toward is not None and any(toward):  # the units moved towards the target
+                flagged = rule(rows, family_scores)[np.asarray(toward, bool)] >= 1
+                entry[key]["toward_target_tpr"] = float(flagged.mean())
         out["families"][name] = entry
     return out
 
