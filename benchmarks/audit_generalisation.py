@@ -280,28 +280,22 @@ def joint_tail_report(report: dict) -> dict:
 
     calibration, tau = report["calibration_rows"], report["thresholds"]
     cal_scores = scores(calibration, tau)
-    negatives = {"clean_eval": report["clean_rows"],
-                 "fine_tuned_control": report["fine_tuned_control"]["rows"]}  # fmt: skip
+    negative_rows = {"clean_eval": report["clean_rows"],
+                     "fine_tuned_control": report["fine_tuned_control"]["rows"]}  # fmt: skip
     if report.get("held_out_clean"):
-        negatives["held_out_clean"] = report["held_out_clean"]["rows"]
+        negative_rows["held_out_clean"] = report["held_out_clean"]["rows"]
+    # every set of rows with its audit scores, computed once
+    negatives = {name: (rows, scores(rows, tau)) for name, rows in negative_rows.items()}
     families = {name: (entry["rows"], scores(entry["rows"], tau))
                 for name, entry in report["families"].items() if "rows" in entry}  # fmt: skip
-    clean = negatives["clean_eval"]
-    clean_scores = scores(clean, tau)
-
-    def measure(rule: JointTail, rows: list[dict]) -> dict:
-        values = rule(rows, scores(rows, tau))
-        return {"auc": roc_auc(values, rule(clean, clean_scores)),
-                "tpr": float((values >= 1).mean())}  # fmt: skip
 
     def false_flags(rule: JointTail) -> dict:
-        return {name: float((rule(rows, scores(rows, tau)) >= 1).mean())
-                for name, rows in negatives.items()}  # fmt: skip
+        return {name: float((rule(*scored) >= 1).mean()) for name, scored in negatives.items()}
 
     fixed = JointTail(calibration, cal_scores, JOINT_FIXED)
     out = {"fixed_directions": list(JOINT_FIXED), "fixed_false_flags": false_flags(fixed),
            "families": {}}  # fmt: skip
-    for name, (rows, family_scores) in families.items():
+    for name, scored in families.items():
         others = {k: v for k, v in families.items() if k != name}
         rules = {"fixed": fixed}
         entry = {}
@@ -312,10 +306,13 @@ def joint_tail_report(report: dict) -> dict:
                       "lofo_false_flags": false_flags(rules["lofo"])}  # fmt: skip
         toward = report["families"][name].get("toward_target_units")
         for key, rule in rules.items():
-            entry[key] = measure(rule, rows)
+            values = rule(*scored)
+            entry[key] = {"auc": roc_auc(values, rule(*negatives["clean_eval"])),
+                          "tpr": float((values >= 1).mean())}  # fmt: skip
             if toward is not None and any(toward):  # the units moved towards the target
-                flagged = rule(rows, family_scores)[np.asarray(toward, bool)] >= 1
-                entry[key]["toward_target_tpr"] = float(flagged.mean())
+                entry[key]["toward_target_tpr"] = float(
+                    (values[np.asarray(toward, bool)] >= 1).mean()
+                )
         out["families"][name] = entry
     return out
 

@@ -112,21 +112,22 @@ class JointTail:
     audit_cut: float = field(init=False)
     fisher_cut: float = field(init=False)
     cut: float = field(init=False)
+    _calibration_union: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         audit = np.asarray(self.calibration_scores, float)
         f = fisher(self.calibration, self.calibration, self.directions, leave_one_out=True)
         self.audit_cut = flag_cut(audit, self.rate)
         self.fisher_cut = flag_cut(f, self.rate) if self.directions else np.inf
-        self.cut = flag_cut(self._union(audit, f), self.rate)
+        self._calibration_union = self._union(audit, f)
+        self.cut = flag_cut(self._calibration_union, self.rate)
 
     def _union(self, audit: np.ndarray, f: np.ndarray) -> np.ndarray:
         return np.maximum(np.asarray(audit, float) / self.audit_cut, f / self.fisher_cut)
 
     def calibration_values(self) -> np.ndarray:
         """The rule's values on its own calibration units (left out one at a time)."""
-        f = fisher(self.calibration, self.calibration, self.directions, leave_one_out=True)
-        return self._union(self.calibration_scores, f) / self.cut
+        return self._calibration_union / self.cut
 
     def __call__(self, rows: Sequence[Mapping], scores: np.ndarray) -> np.ndarray:
         return self._union(scores, fisher(self.calibration, rows, self.directions)) / self.cut
