@@ -93,6 +93,26 @@ committed — are the confirmation, with the same adoption criteria for the fixe
 rule as above. Outcome: slingshot 8 / 8 and 8 / 8, but push-down/up 6 / 8 on seed 6 and 7.8 %
 of the held-out seed-3 model (the audit's own cut: 6.2 %) — not adopted.
 
+**Third step, the cross-model cut** (pre-registered 2026-12-04, before ``--family-seed 8``
+and ``9`` were ever run): every "5 % cut" above is in-sample — the value flagging 5 % of the
+very units the thresholds were fitted on — and it flagged 6.2 % of each held-out clean model
+(4 of 64 units: within the noise of a 64-unit sample, binomial sd 2.7 pp, but also what a
+between-model shift does to an in-sample cut, :mod:`fvlab.check.cross_model`). From this step
+on the benchmark also reports every rule (the audit's score, the fixed joint tail, the joint
+tail chosen without each family) at its **cross-model cut**: the cut flagging 5 % of the
+calibration models' units when each model is scored by the rule fitted on the other models
+(:func:`cross_model_report`; ``report["cross_model"]``). Calibration pool: the seed-1, -2, -3
+and -5 retrains (256 units); held-out negative: the seed-4 retrain, never audited before this
+paragraph was committed. Adoption, fixed now: (a) the cross-model cut replaces the in-sample
+cut as the benchmark's 5 % cut if, at it, the audit flags ≤ 5 % of the held-out seed-4 model
+and of the embedded model (neither depends on the family seed); (b) the fixed joint-tail rule
+at its cross-model cut replaces the audit's combination if on both seeds 8 and 9 the
+slingshot's and push-down / push-up's TPR are ≥ 0.8, the gates' 1.00, the silent branch's and
+the silent units' no lower than the audit's, the clean evaluation and held-out false flags
+≤ 5 % and the fine-tuned control's no higher than the audit's — all at the cross-model cuts.
+Expected before the run: the cuts move up (each model's units now exceed the others' maxima),
+so every TPR can only fall against the in-sample cut of the same rule.
+
 A third clean model, fmnist-cnn retrained with seed 2 (``--held-out-clean``,
 ``fvlab/check/weights/fmnist-cnn-seed2.pt``, ``fvlab train-reference --seed 2``), enters no
 threshold and no choice; its false-flag rate is every rule's out-of-sample clean figure (the
@@ -114,6 +134,10 @@ Usage: .venv/bin/python benchmarks/audit_generalisation.py [--steps 256] [--imag
        [--calibration-weights W1 [W2 ...]] [--held-out-clean WEIGHTS | none]
        [--families all | NAME,NAME] [--threads 2]
        .venv/bin/python benchmarks/audit_generalisation.py --rescore OUT/audit_generalisation.json
+The third step's runs (docs/check.md):
+       W=fvlab/check/weights; .venv/bin/python benchmarks/audit_generalisation.py --threads 1 \
+           --family-seed 8 --calibration-weights $W/fmnist-cnn-seed1.pt $W/fmnist-cnn-seed2.pt \
+           $W/fmnist-cnn-seed3.pt $W/fmnist-cnn-seed5.pt --held-out-clean $W/fmnist-cnn-seed4.pt
 """
 
 from __future__ import annotations
@@ -317,6 +341,91 @@ def joint_tail_report(report: dict) -> dict:
     return out
 
 
+def calibration_groups(report: dict) -> list[list[dict]]:
+    """The calibration rows split by model (``calibration_models`` records each model's unit
+    count; a report without it holds one model)."""
+    rows = report["calibration_rows"]
+    sizes = [m["units"] for m in report.get("calibration_models", [{"units": len(rows)}])]
+    bounds = np.cumsum([0, *sizes])
+    return [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def audit_rule(safety: float):
+    """fit(rows) → the audit's score under τ from those rows (for the cross-model cut)."""
+
+    def fit(rows):
+        tau = thresholds_from(rows, safety)
+        return lambda scored: scores(scored, tau)
+
+    return fit
+
+
+def joint_rule(directions: tuple[str, ...], safety: float):
+    """fit(rows) → the joint-tail rule with ``directions`` fitted on those rows, τ included."""
+    from fvlab.check.joint_tail import JointTail
+
+    def fit(rows):
+        tau = thresholds_from(rows, safety)
+        rule = JointTail(rows, scores(rows, tau), directions)
+        return lambda scored: rule(scored, scores(scored, tau))
+
+    return fit
+
+
+def cross_model_report(report: dict) -> dict | None:
+    """Every rule at its **cross-model cut** (:mod:`fvlab.check.cross_model`; module docstring):
+    the cut flagging 5 % of the calibration models' units each scored by the rule fitted on the
+    OTHER calibration models; the rule applied to the negatives and families is fitted on all of
+    them. Rules: the audit's score, the fixed joint tail, and per family the joint tail with
+    the directions chosen without it (``joint_tail`` in the report). None with one model."""
+    from fvlab.check.cross_model import cross_model_cut
+
+    groups = calibration_groups(report)
+    if len(groups) < 2:
+        return None
+    safety = report["settings"]["safety"]
+    calibration = report["calibration_rows"]
+    negatives = {"clean_eval": report["clean_rows"],
+                 "fine_tuned_control": report["fine_tuned_control"]["rows"]}  # fmt: skip
+    if report.get("held_out_clean"):
+        negatives["held_out_clean"] = report["held_out_clean"]["rows"]
+    families = {name: e["rows"] for name, e in report["families"].items() if "rows" in e}
+
+    def measure(fit) -> dict:
+        rule, cut = fit(calibration), cross_model_cut(groups, fit)
+        return {
+            "cut": cut,
+            "fpr": {n: float((rule(rows) >= cut).mean()) for n, rows in negatives.items()},
+            "tpr": {n: float((rule(rows) >= cut).mean()) for n, rows in families.items()},
+        }
+
+    out = {"models": len(groups), "audit": measure(audit_rule(safety)),
+           "joint_fixed": measure(joint_rule(JOINT_FIXED, safety)), "joint_lofo": {}}  # fmt: skip
+    for name, entry in report.get("joint_tail", {}).get("families", {}).items():
+        if "lofo_directions" in entry:
+            m = measure(joint_rule(tuple(entry["lofo_directions"]), safety))
+            out["joint_lofo"][name] = {"directions": entry["lofo_directions"], "cut": m["cut"],
+                                       "tpr": m["tpr"][name], "fpr": m["fpr"]}  # fmt: skip
+    return out
+
+
+def print_cross_model(cross: dict | None) -> None:
+    if cross is None:
+        print("cross-model cut: needs at least two calibration models (--calibration-weights)")
+        return
+    print(f"at the cross-model cut ({cross['models']} calibration models, each scored without "
+          "itself):")  # fmt: skip
+    for key, label in (("audit", "audit"), ("joint_fixed", f"joint tail {list(JOINT_FIXED)}")):
+        m = cross[key]
+        fpr = ", ".join(f"{k} {v:.1%}" for k, v in m["fpr"].items())
+        tpr = ", ".join(f"{k} {v:.2f}" for k, v in m["tpr"].items())
+        print(f"  {label}: cut {m['cut']:.3f}; false flags {fpr}; TPR {tpr}")
+    for name, m in cross["joint_lofo"].items():
+        fpr = ", ".join(f"{k} {v:.1%}" for k, v in m["fpr"].items())
+        print(f"  joint tail chosen without {name} {m['directions']}: cut {m['cut']:.3f}; "
+              f"TPR {m['tpr']:.2f}; false flags {fpr}")  # fmt: skip
+
+
 def print_joint_tail(joint: dict) -> None:
     flags = ", ".join(f"{k} {v:.1%}" for k, v in joint["fixed_false_flags"].items())
     print(f"joint-tail rule, fixed directions {joint['fixed_directions']}: false flags {flags}")
@@ -374,7 +483,7 @@ def main() -> None:
     parser.add_argument(
         "--rescore",
         type=Path,
-        help="recompute the joint-tail rules of a saved audit_generalisation.json (no audits)",
+        help="recompute the joint-tail rules and cross-model cuts of a saved report (no audits)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("out/audit-generalisation"))
@@ -383,6 +492,8 @@ def main() -> None:
         report = json.loads(args.rescore.read_text())
         report["joint_tail"] = joint_tail_report(report)
         print_joint_tail(report["joint_tail"])
+        report["cross_model"] = cross_model_report(report)
+        print_cross_model(report["cross_model"])
         args.rescore.write_text(json.dumps(report, indent=2))
         print(f"written {args.rescore}")
         return
@@ -406,10 +517,11 @@ def main() -> None:
         result = audit(model, natural, settings.replace(units=units), show_progress=False)
         return result.rows, time.perf_counter() - start, result.fv_images
 
-    calibration, seconds = [], 0.0
+    calibration, calibration_models, seconds = [], [], 0.0
     for weights in args.calibration_weights:
         rows, took, _ = run(fvlab.load("fmnist-cnn", weights=weights))
         calibration, seconds = calibration + rows, seconds + took
+        calibration_models.append({"weights": weights, "units": len(rows)})
     tau = thresholds_from(calibration, args.safety)
     cal_scores = scores(calibration, tau)
     cut = float(np.quantile(cal_scores, 0.95))
@@ -433,6 +545,7 @@ def main() -> None:
               "cut_5pct_calibration": cut, "families": {},
               "novelty_cut_5pct_calibration": novelty_cut,
               "two_sided_floors": two_sided.floor, "two_sided_cut_5pct_calibration": two_sided_cut,
+              "calibration_models": calibration_models,
               "calibration_rows": calibration, "clean_rows": clean,
               "clean_eval": {"units": len(clean),
                              "fpr_at_cut": float((clean_scores >= cut).mean()),
@@ -546,6 +659,8 @@ def main() -> None:
               f"{ {k: round(v, 3) for k, v in entry['median'].items()} }")  # fmt: skip
     report["joint_tail"] = joint_tail_report(report)
     print_joint_tail(report["joint_tail"])
+    report["cross_model"] = cross_model_report(report)
+    print_cross_model(report["cross_model"])
     (args.work / "audit_generalisation.json").write_text(json.dumps(report, indent=2))
     print(f"written {args.work / 'audit_generalisation.json'}")
 
