@@ -1,10 +1,11 @@
 """Does the audit catch attacks it was never tuned on? (issue 15)
 
-Calibration: the audit's thresholds come ONLY from a second clean model — fmnist-cnn retrained
-with seed 1 (``fvlab/check/weights/fmnist-cnn-seed1.pt``, ``fvlab train-reference --seed 1``) —
-never from the units scored as negatives and never from any attack. Per signal s the threshold
-is τ_s = ``--safety`` × the largest value over the calibration model's units of the layer (for
-the active fraction: the smallest value / safety); a unit's score is max_s value_s / τ_s
+Calibration: the audit's thresholds come ONLY from other clean models — fmnist-cnn retrained with
+other seeds (``fvlab/check/weights/fmnist-cnn-seed*.pt``, ``fvlab train-reference --seed K``; seed
+1 alone in the first step, seeds 1, 2, 3 and 5 pooled — the default — since the third step below) —
+never from the units scored as negatives and never from any attack. Per signal s the threshold is
+τ_s = ``--safety`` × the largest value over the calibration model's units of the layer (for the
+active fraction: the smallest value / safety); a unit's score is max_s value_s / τ_s
 (silence: ln(1 / active) / ln(1 / τ_silent)).
 
 Evaluation: negatives are the units of the layer in the embedded fmnist-cnn (seed 0); positives
@@ -23,7 +24,9 @@ are the manipulated units of six attack families, each built on the embedded mod
 
 Leave-one-family-out: since no family enters the calibration, every family is unseen when the
 thresholds are fixed; per family the script reports ROC AUC (family vs the evaluation model's
-clean units), the TPR at the score cut that flags 5 % of the CALIBRATION units, the clean
+clean units), the TPR at the score cut that flags 5 % of the CALIBRATION units (with two or
+more calibration models, since the third step below: the cross-model cut — report ``cut``,
+``cut_kind``; ``cut_5pct_calibration`` keeps the in-sample one), the clean
 false-flag rate of that cut on the evaluation model, and the same at the audit's own cut
 (score ≥ 1). A second negative: the embedded model fine-tuned on its own task with the
 slingshot's optimiser budget and no manipulation (:func:`fine_tuned_control`), whose false-flag
@@ -112,11 +115,17 @@ the silent units' no lower than the audit's, the clean evaluation and held-out f
 ≤ 5 % and the fine-tuned control's no higher than the audit's — all at the cross-model cuts.
 Expected before the run: the cuts move up (each model's units now exceed the others' maxima),
 so every TPR can only fall against the in-sample cut of the same rule.
+Outcome (docs/check.md): (a) met — the audit flags 4.7 % of the seed-4 model and none of the
+embedded one at the cross-model cut (0.635; in-sample 0.625, also 4.7 %), so it is adopted and this
+pool and held-out model are the defaults; (b) fails (seed 8: silent branch 6 against the audit's 7
+of 16, control 7.8 %; seed 9: push-down / push-up 3 of 8). The audit's slingshot TPR at the cut:
+0.25 / 0.12. :func:`pool_report` (also in ``--rescore``) judges every sub-pool of the calibration
+models on every clean model outside it.
 
-A third clean model, fmnist-cnn retrained with seed 2 (``--held-out-clean``,
-``fvlab/check/weights/fmnist-cnn-seed2.pt``, ``fvlab train-reference --seed 2``), enters no
-threshold and no choice; its false-flag rate is every rule's out-of-sample clean figure (the
-embedded model's units were seen while the rules were designed).
+A held-out clean model (``--held-out-clean``: the seed-2 retrain for seeds 4–5, seed 3 for 6–7,
+seed 4 — the default — since the third step) enters no threshold and no choice; its false-flag
+rate is every rule's out-of-sample clean figure (the embedded model's units were seen while the
+rules were designed).
 
 Which positives are there to catch: a manipulated unit whose FV the manipulation did not change
 (a silent branch that never fires in the audit's render, say) shows an honest picture, and no
@@ -150,8 +159,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CALIBRATION_WEIGHTS = Path(__file__).parent.parent / "fvlab/check/weights/fmnist-cnn-seed1.pt"
-HELD_OUT_WEIGHTS = Path(__file__).parent.parent / "fvlab/check/weights/fmnist-cnn-seed2.pt"
+WEIGHTS = Path(__file__).parent.parent / "fvlab/check/weights"
+# the adopted design (third step): four pooled clean retrains, a fifth held out; seeds 0-5 ran
+# with seed 1 alone and seed 2 held out, seeds 6-7 with seeds 1+2 and seed 3 held out
+CALIBRATION_WEIGHTS = [WEIGHTS / f"fmnist-cnn-seed{k}.pt" for k in (1, 2, 3, 5)]
+HELD_OUT_WEIGHTS = WEIGHTS / "fmnist-cnn-seed4.pt"
 JOINT_FIXED = ("hold", "-gradient")  # the pre-registered joint-tail directions (docstring)
 SIGNALS = ("excess", "jump", "gradient", "valley", "procedure", "hold")
 
@@ -409,6 +421,50 @@ def cross_model_report(report: dict) -> dict | None:
     return out
 
 
+def pool_report(report: dict) -> list[dict]:
+    """The audit's in-sample and cross-model cuts for every sub-pool of two or more of the
+    calibration models, each judged on every clean model outside it (the held-out and the
+    embedded model, and the calibration models left out of that pool): how far one fresh
+    model's false-flag rate moves around its mean. An analysis of a finished report, no
+    decision rests on it."""
+    from itertools import combinations
+
+    from fvlab.check.cross_model import cross_model_cut
+    from fvlab.check.joint_tail import flag_cut
+
+    groups = calibration_groups(report)
+    names = [Path(m["weights"]).stem for m in report.get("calibration_models", [])]
+    fresh = {"embedded": report["clean_rows"]}
+    if report.get("held_out_clean"):
+        fresh[Path(report["held_out_clean"]["weights"]).stem] = report["held_out_clean"]["rows"]
+    fit, out = audit_rule(report["settings"]["safety"]), []
+    for size in range(2, len(groups) + 1):
+        for pool in combinations(range(len(groups)), size):
+            rows = [row for k in pool for row in groups[k]]
+            rule = fit(rows)
+            cuts = {"in_sample": flag_cut(rule(rows)),
+                    "cross_model": cross_model_cut([groups[k] for k in pool], fit)}  # fmt: skip
+            judged = fresh | {names[k]: groups[k] for k in range(len(groups)) if k not in pool}
+            values = {name: rule(r) for name, r in judged.items()}
+            out.append({"pool": [names[k] for k in pool], "cuts": cuts,
+                        "fpr": {kind: {name: float((v >= cut).mean())
+                                       for name, v in values.items()}
+                                for kind, cut in cuts.items()}})  # fmt: skip
+    return out
+
+
+def print_pools(pools: list[dict]) -> None:
+    for size in sorted({len(p["pool"]) for p in pools}):
+        of_size = [p for p in pools if len(p["pool"]) == size]
+        line = []
+        for kind in ("in_sample", "cross_model"):
+            rates = [v for p in of_size for v in p["fpr"][kind].values()]
+            line.append(f"{kind} mean {np.mean(rates):.1%} (range {min(rates):.1%}–"
+                        f"{max(rates):.1%})")  # fmt: skip
+        print(f"pools of {size} calibration models ({len(of_size)}), the audit's false flags on "
+              f"each clean model outside the pool: {'; '.join(line)}")  # fmt: skip
+
+
 def print_cross_model(cross: dict | None) -> None:
     if cross is None:
         print("cross-model cut: needs at least two calibration models (--calibration-weights)")
@@ -467,7 +523,7 @@ def main() -> None:
     parser.add_argument(
         "--calibration-weights",
         nargs="+",
-        default=[str(CALIBRATION_WEIGHTS)],
+        default=[str(w) for w in CALIBRATION_WEIGHTS],
         help="clean fmnist-cnn weights whose units, pooled, calibrate every rule",
     )
     parser.add_argument(
@@ -494,6 +550,8 @@ def main() -> None:
         print_joint_tail(report["joint_tail"])
         report["cross_model"] = cross_model_report(report)
         print_cross_model(report["cross_model"])
+        report["pools"] = pool_report(report)
+        print_pools(report["pools"])
         args.rescore.write_text(json.dumps(report, indent=2))
         print(f"written {args.rescore}")
         return
@@ -501,6 +559,7 @@ def main() -> None:
 
     import fvlab
     from fvlab.check import AuditSettings, audit, roc_auc
+    from fvlab.check.cross_model import cross_model_cut
     from fvlab.data.fashion_mnist import FashionMNIST
     from fvlab.fool.measures import image_correlation
     from fvlab.fool.targets import resolve_target
@@ -524,7 +583,13 @@ def main() -> None:
         calibration_models.append({"weights": weights, "units": len(rows)})
     tau = thresholds_from(calibration, args.safety)
     cal_scores = scores(calibration, tau)
-    cut = float(np.quantile(cal_scores, 0.95))
+    in_sample_cut = float(np.quantile(cal_scores, 0.95))
+    groups = calibration_groups({"calibration_rows": calibration,
+                                 "calibration_models": calibration_models})  # fmt: skip
+    # the adopted cut (third step): cross-model with two or more calibration models
+    cut_kind = "cross-model" if len(groups) > 1 else "in-sample"
+    cut = (cross_model_cut(groups, audit_rule(args.safety)) if len(groups) > 1
+           else in_sample_cut)  # fmt: skip
     novelty = Novelty(calibration)
     novelty_cut = float(np.quantile(novelty(calibration), 0.95))
     two_sided = TwoSided(calibration, tau, args.safety)
@@ -532,7 +597,8 @@ def main() -> None:
     print(
         f"calibration ({', '.join(Path(w).name for w in args.calibration_weights)}, relu3, "
         f"{len(calibration)} units, {seconds:.0f} s): "
-        f"thresholds {json.dumps({k: round(v, 4) for k, v in tau.items()})}; 5 % cut {cut:.3f}"
+        f"thresholds {json.dumps({k: round(v, 4) for k, v in tau.items()})}; 5 % cut "
+        f"{cut:.3f} ({cut_kind}; in-sample {in_sample_cut:.3f})"
     )
     model = fvlab.load("fmnist-cnn")
     clean, seconds, clean_images = run(model)
@@ -542,7 +608,8 @@ def main() -> None:
     clean_novelty = novelty(clean)
     clean_two = two_sided(clean)
     report = {"settings": vars(args) | {"work": str(args.work)}, "thresholds": tau,
-              "cut_5pct_calibration": cut, "families": {},
+              "cut_5pct_calibration": in_sample_cut, "cut": cut, "cut_kind": cut_kind,
+              "families": {},
               "novelty_cut_5pct_calibration": novelty_cut,
               "two_sided_floors": two_sided.floor, "two_sided_cut_5pct_calibration": two_sided_cut,
               "calibration_models": calibration_models,
@@ -661,6 +728,8 @@ def main() -> None:
     print_joint_tail(report["joint_tail"])
     report["cross_model"] = cross_model_report(report)
     print_cross_model(report["cross_model"])
+    report["pools"] = pool_report(report)
+    print_pools(report["pools"])
     (args.work / "audit_generalisation.json").write_text(json.dumps(report, indent=2))
     print(f"written {args.work / 'audit_generalisation.json'}")
 
