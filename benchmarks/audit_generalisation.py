@@ -177,19 +177,24 @@ def thresholds_from(rows: list[dict], safety: float) -> dict[str, float]:
     return {**{s: getattr(tau, s) for s in SIGNALS}, "active_fraction": tau.silent}
 
 
-def scores(rows: list[dict], tau: dict[str, float]) -> np.ndarray:
-    """The audit's score (:func:`fvlab.check.audit.score_units`) under thresholds ``tau``; a
-    signal the audit skipped (NaN) is not scored, as in the audit."""
-    from fvlab.check.audit import score_units
+def score_parts(rows: list[dict], tau: dict[str, float]) -> dict[str, np.ndarray]:
+    """Each scored signal over its threshold in ``tau`` (:func:`fvlab.check.audit.score_parts`,
+    keyed by the audit's flag names); a signal the audit skipped (NaN) is not scored."""
+    from fvlab.check.audit import score_parts as audit_parts
     from fvlab.check.settings import AuditThresholds
 
     thresholds = AuditThresholds(**{s: tau[s] for s in SIGNALS}, silent=tau["active_fraction"])
     column = {k: np.array([r[k] for r in rows], float) for k in (*SIGNALS, "active_fraction")}
     optional = {s: column[s] if s in measured(rows) else None
                 for s in ("gradient", "valley", "procedure", "hold")}  # fmt: skip
-    score, _ = score_units(column["excess"], column["jump"], column["active_fraction"],
-                           thresholds, **optional)  # fmt: skip
-    return score
+    return audit_parts(column["excess"], column["jump"], column["active_fraction"], thresholds,
+                       **optional)  # fmt: skip
+
+
+def scores(rows: list[dict], tau: dict[str, float]) -> np.ndarray:
+    """The audit's score (:func:`fvlab.check.audit.score_units`) under thresholds ``tau``: the
+    largest of its parts (:func:`score_parts`)."""
+    return np.max(np.stack(list(score_parts(rows, tau).values())), axis=0)
 
 
 def measured(rows: list[dict]) -> list[str]:
@@ -453,6 +458,73 @@ def pool_report(report: dict) -> list[dict]:
     return out
 
 
+def part_rule(part: str, safety: float):
+    """fit(rows) → one part of the audit's score alone (e.g. ``hold``: hold / τ_hold), τ from
+    those rows: the audit as if it had only that signal."""
+
+    def fit(rows):
+        tau = thresholds_from(rows, safety)
+        return lambda scored: score_parts(scored, tau)[part]
+
+    return fit
+
+
+def budget_report(report: dict) -> dict | None:
+    """Where the audit's 5 % false-flag budget goes, and what the union of signals costs each
+    family (an analysis of a finished report; no decision rests on it). ``budget``: of the
+    calibration units at or over the cross-model cut (each scored by τ fitted on the other
+    calibration models), how many have each part as their largest. ``single``: per part, the
+    audit with only that part, at its own cross-model cut — the TPR per family and false flags
+    per negative. The best single part per family is picked with the family in view, so it is
+    an upper bound of what one signal can do, not a leave-one-family-out figure."""
+    from fvlab.check.cross_model import cross_model_cut
+
+    groups = calibration_groups(report)
+    if len(groups) < 2:
+        return None
+    safety = report["settings"]["safety"]
+    cross = report.get("cross_model") or cross_model_report(report)
+    cut = cross["audit"]["cut"]
+    budget: dict[str, int] = {}
+    for k, rows in enumerate(groups):
+        others = [row for j, group in enumerate(groups) if j != k for row in group]
+        parts = score_parts(rows, thresholds_from(others, safety))
+        names, stacked = list(parts), np.stack(list(parts.values()))
+        for unit in np.flatnonzero(stacked.max(0) >= cut):
+            name = names[int(stacked[:, unit].argmax())]
+            budget[name] = budget.get(name, 0) + 1
+    negatives = {"clean_eval": report["clean_rows"],
+                 "fine_tuned_control": report["fine_tuned_control"]["rows"]}  # fmt: skip
+    if report.get("held_out_clean"):
+        negatives["held_out_clean"] = report["held_out_clean"]["rows"]
+    families = {name: e["rows"] for name, e in report["families"].items() if "rows" in e}
+    calibration = report["calibration_rows"]
+    single = {}
+    for part in score_parts(calibration, thresholds_from(calibration, safety)):
+        fit = part_rule(part, safety)
+        rule, part_cut = fit(calibration), cross_model_cut(groups, fit)
+        single[part] = {
+            "cut": part_cut,
+            "tpr": {n: float((rule(r) >= part_cut).mean()) for n, r in families.items()},
+            "fpr": {n: float((rule(r) >= part_cut).mean()) for n, r in negatives.items()},
+        }
+    return {"cut": cut, "calibration_units": len(calibration), "budget": budget,
+            "single": single}  # fmt: skip
+
+
+def print_budget(budget: dict | None) -> None:
+    if budget is None:
+        return
+    flagged = sum(budget["budget"].values())
+    print(f"the audit's 5 % budget ({flagged} of {budget['calibration_units']} calibration units "
+          f"at its cross-model cut {budget['cut']:.3f}), by the part that put each there: "
+          f"{json.dumps(budget['budget'])}")  # fmt: skip
+    for part, entry in budget["single"].items():
+        tpr = ", ".join(f"{n} {v:.2f}" for n, v in entry["tpr"].items())
+        fpr = ", ".join(f"{n} {v:.1%}" for n, v in entry["fpr"].items())
+        print(f"  {part} alone (cut {entry['cut']:.3f}): TPR {tpr}; false flags {fpr}")
+
+
 def print_pools(pools: list[dict]) -> None:
     for size in sorted({len(p["pool"]) for p in pools}):
         of_size = [p for p in pools if len(p["pool"]) == size]
@@ -498,6 +570,8 @@ def print_joint_tail(joint: dict) -> None:
 
 
 def main() -> None:
+    from fvlab.check.settings import AuditSettings as AuditDefaults
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=256, help="render updates of the audit")
     parser.add_argument("--images", type=int, default=2000, help="natural test images")
@@ -513,6 +587,12 @@ def main() -> None:
         "--consistency-param",
         default="none",
         help="the audit's procedure-consistency render (none = the audit's default; pixel, fft)",
+    )
+    parser.add_argument(
+        "--hold-steps",
+        type=int,
+        default=AuditDefaults.hold_steps,
+        help="updates of the audit's exemplar-hold ascents (default: the audit's; 0 = no hold)",
     )
     parser.add_argument(
         "--changed-r",
@@ -552,6 +632,8 @@ def main() -> None:
         print_cross_model(report["cross_model"])
         report["pools"] = pool_report(report)
         print_pools(report["pools"])
+        report["budget"] = budget_report(report)
+        print_budget(report["budget"])
         args.rescore.write_text(json.dumps(report, indent=2))
         print(f"written {args.rescore}")
         return
@@ -568,7 +650,7 @@ def main() -> None:
     natural = FashionMNIST("test", stop=args.images)
     settings = AuditSettings(
         layer="relu3", steps=args.steps, path_layers=["relu3"],
-        consistency_param=args.consistency_param,
+        consistency_param=args.consistency_param, hold_steps=args.hold_steps,
     )  # fmt: skip
 
     def run(model, units=None):
