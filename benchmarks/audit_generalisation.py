@@ -812,6 +812,8 @@ def main() -> None:
     print_cross_model(report["cross_model"])
     report["pools"] = pool_report(report)
     print_pools(report["pools"])
+    report["budget"] = budget_report(report)
+    print_budget(report["budget"])
     (args.work / "audit_generalisation.json").write_text(json.dumps(report, indent=2))
     print(f"written {args.work / 'audit_generalisation.json'}")
 

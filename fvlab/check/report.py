@@ -159,6 +159,10 @@ procedure = how much an FV from another parameterization disagrees (docs/check.m
 hold = how little of its own top exemplars the FV procedure started from them leaves, −ln(1 − r);
 path = normalised path similarity FV vs own exemplars (1 = like an exemplar, 0 = like a random
 image).</p>
+<p><b>Limits.</b> Measured out of sample on fmnist-cnn (docs/check.md, leave-one-family-out):
+gated circuits and silent units are flagged; weight-only fine-tunes (gradient slingshot,
+push-down / push-up) are ranked above most clean units but mostly not flagged. An unflagged unit
+is not evidence that the model was not fine-tuned to fool its visualizations.</p>
 <table><tr>{header}</tr>
 {chr(10).join(lines)}
 </table></body></html>

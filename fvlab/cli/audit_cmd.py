@@ -117,6 +117,10 @@ def audit(
     exemplars.
     Writes OUT/audit.csv, OUT/audit.html and OUT/summary.json.
 
+    Limits (docs/check.md, measured out of sample): gated circuits and silent units are
+    flagged; weight-only fine-tunes (gradient slingshot, push-down / push-up) are ranked above
+    most clean units but mostly not flagged, so an unflagged unit does not rule them out.
+
     Example: fvlab audit --model fmnist-cnn --layer relu3 --out out/audit-relu3
 
     Works on saved (e.g. fooled) models: fvlab audit --model out/fooled --layer relu3 ...
